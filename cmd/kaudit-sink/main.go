@@ -1,0 +1,141 @@
+// Command kaudit-sink writes kaudit's verdicts and raw audit events to
+// ClickHouse (or, with --sink=log, verdicts as JSON lines to stdout). It
+// commits Kafka offsets only after the sink accepted a batch, retries with
+// backoff while the sink is down, and sends undecodable records to the
+// dead-letter topic.
+//
+//	kaudit-sink --brokers kafka-1:9092 --clickhouse-addr clickhouse:9000
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/alecthomas/kong"
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/kaudit/kaudit/internal/chclient"
+	"github.com/kaudit/kaudit/internal/cli"
+	"github.com/kaudit/kaudit/migrations"
+	"github.com/kaudit/kaudit/sinks"
+	chsink "github.com/kaudit/kaudit/sinks/clickhouse"
+)
+
+type config struct {
+	cli.Kafka      `embed:""`
+	cli.ClickHouse `embed:""`
+	cli.Log        `embed:""`
+	cli.Metrics    `embed:""`
+
+	Sink          string        `help:"Where to write: clickhouse, or log (verdicts as JSON lines on stdout)." env:"KAUDIT_SINK" default:"clickhouse" enum:"clickhouse,log"`
+	Group         string        `help:"Consumer group of this sink (default kaudit-sink-<sink>)." env:"KAUDIT_SINK_GROUP"`
+	VerdictsTopic string        `help:"Verdicts topic to read; empty to skip." env:"KAUDIT_VERDICTS_TOPIC" default:"kaudit.verdicts"`
+	EventsTopic   string        `help:"Raw audit events topic to read; empty to skip (the log sink skips it by default)." env:"KAUDIT_EVENTS_TOPIC" default:"kaudit.events"`
+	BatchSize     int           `name:"batch.size" help:"Most records written in one batch." env:"KAUDIT_BATCH_SIZE" default:"10000"`
+	FlushInterval time.Duration `name:"flush.interval" help:"Longest a read record waits for its batch to be written." env:"KAUDIT_FLUSH_INTERVAL" default:"1s"`
+	Tolerance     string        `name:"errors.tolerance" help:"On an undecodable record: all (dead-letter it and go on) or none (stop)." env:"KAUDIT_ERRORS_TOLERANCE" default:"all" enum:"all,none"`
+	DLQTopic      string        `name:"errors.deadletterqueue.topic.name" help:"Dead-letter topic; empty drops undecodable records (counted)." env:"KAUDIT_DLQ_TOPIC" default:"kaudit.dlq"`
+	Migrate       bool          `help:"Apply the ClickHouse migrations before starting." env:"KAUDIT_MIGRATE" negatable:"" default:"true"`
+}
+
+func main() {
+	var cfg config
+	kong.Parse(&cfg, kong.Description("kaudit sink: writes verdicts and audit events to ClickHouse, batched and idempotent."))
+	log := cfg.Logger(os.Stderr)
+	if err := run(cfg); err != nil {
+		log.Error("kaudit-sink failed", "err", err)
+		os.Exit(1)
+	}
+}
+
+func run(cfg config) error {
+	log := cfg.Logger(os.Stderr)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	kopts, err := cfg.ClientOpts()
+	if err != nil {
+		return err
+	}
+	var sink sinks.Sink
+	eventsTopic := cfg.EventsTopic
+	switch cfg.Sink {
+	case "log":
+		sink = sinks.NewLogSink(os.Stdout, false)
+		eventsTopic = ""
+	default:
+		s, err := openClickHouse(ctx, cfg.ClickHouse.Config(), cfg.Migrate, log)
+		if err != nil {
+			return err
+		}
+		sink = s
+	}
+	defer sink.Close()
+
+	group := cfg.Group
+	if group == "" {
+		group = "kaudit-sink-" + cfg.Sink
+	}
+	r, err := sinks.NewRunner(sinks.RunnerConfig{
+		Brokers:         cfg.Brokers,
+		ClientOpts:      kopts,
+		Group:           group,
+		VerdictsTopic:   cfg.VerdictsTopic,
+		EventsTopic:     eventsTopic,
+		BatchSize:       cfg.BatchSize,
+		FlushInterval:   cfg.FlushInterval,
+		ErrorsTolerance: cfg.Tolerance,
+		DLQTopic:        cfg.DLQTopic,
+		Logger:          log,
+	}, sink)
+	if err != nil {
+		return err
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(r.Collector())
+	g, ctx := errgroup.WithContext(ctx)
+	if srv := cfg.Server(reg); srv != nil {
+		g.Go(func() error { return serve(ctx, srv) })
+	}
+	log.Info("kaudit-sink starting", "sink", cfg.Sink, "group", group, "brokers", cfg.Brokers)
+	g.Go(func() error { return r.Run(ctx) })
+	err = g.Wait()
+	log.Info("kaudit-sink stopped", "stats", r.Stats())
+	return err
+}
+
+func openClickHouse(ctx context.Context, cfg chclient.Config, migrate bool, log *slog.Logger) (sinks.Sink, error) {
+	if migrate {
+		if err := migrations.Up(ctx, cfg, log); err != nil {
+			return nil, err
+		}
+	}
+	conn, err := chclient.Open(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("clickhouse: %w", err)
+	}
+	log.Info("connected to clickhouse", "addr", cfg.Addr, "database", cfg.Database)
+	return chsink.New(conn, chsink.Config{Database: cfg.Database, Logger: log, OwnsConn: true}), nil
+}
+
+// serve runs srv until ctx ends.
+func serve(ctx context.Context, srv *http.Server) error {
+	go func() {
+		<-ctx.Done()
+		shut, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(shut)
+	}()
+	if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,44 @@
+package main
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/kaudit/kaudit/internal/cli"
+	"github.com/kaudit/kaudit/internal/demo"
+)
+
+type demoCmd struct {
+	cli.ClickHouse `embed:""`
+	cli.Log        `embed:""`
+
+	Duration   time.Duration `help:"Stop after this long and print the summary (0: run until Ctrl-C)." env:"DURATION"`
+	Rate       int           `help:"Demo messages per second." env:"KAUDIT_DEMO_RATE" default:"500"`
+	StateDir   string        `help:"Folder for the broker's, correlator's and local ClickHouse's data." env:"KAUDIT_STATE_DIR" default:".kaudit" type:"path"`
+	BrokerAddr string        `help:"Listen address of the embedded broker." env:"KAUDIT_BROKER_ADDR" default:"127.0.0.1:9092"`
+}
+
+func (c *demoCmd) Run() error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	c.LogLevel = orDefault(c.LogLevel, "warn")
+	return demo.Run(ctx, demo.Config{
+		StateDir:   c.StateDir,
+		BrokerAddr: c.BrokerAddr,
+		ClickHouse: c.ClickHouse.Config(),
+		Duration:   c.Duration,
+		Rate:       c.Rate,
+		Out:        os.Stdout,
+		Logger:     c.Logger(os.Stderr),
+	})
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}

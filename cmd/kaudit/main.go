@@ -1,0 +1,35 @@
+// Command kaudit is kaudit's tool box: the demo, a development broker, the
+// ClickHouse migrations, demo traffic against a real cluster, and the trail
+// of one message.
+//
+//	kaudit demo --duration 30s
+//	kaudit migrate --clickhouse-addr clickhouse:9000
+//	kaudit trail 6f1c0e0a-...
+package main
+
+import (
+	"os"
+
+	"github.com/alecthomas/kong"
+)
+
+type app struct {
+	Demo    demoCmd    `cmd:"" help:"Run the whole pipeline on an embedded broker and a local ClickHouse, with demo traffic."`
+	Broker  brokerCmd  `cmd:"" help:"Run the embedded development broker (kfake) until interrupted."`
+	Migrate migrateCmd `cmd:"" help:"Apply the ClickHouse migrations (idempotent)."`
+	Traffic trafficCmd `cmd:"" help:"Send audited demo traffic to a Kafka cluster: a producer and consumer groups."`
+	Trail   trailCmd   `cmd:"" help:"Print the audit trail of one message from ClickHouse."`
+}
+
+func main() {
+	var a app
+	kctx := kong.Parse(&a,
+		kong.Name("kaudit"),
+		kong.Description("kaudit audits every message's trip through Kafka."),
+		kong.UsageOnError(),
+	)
+	if err := kctx.Run(); err != nil {
+		os.Stderr.WriteString("kaudit: " + err.Error() + "\n")
+		os.Exit(1)
+	}
+}

@@ -1,0 +1,9 @@
+package e2e_test
+
+import (
+	"testing"
+
+	"github.com/kaudit/kaudit/internal/chserver/chtest"
+)
+
+func TestMain(m *testing.M) { chtest.Main(m) }

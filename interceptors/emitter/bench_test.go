@@ -1,0 +1,39 @@
+package emitter_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/kaudit/kaudit/interceptors/emitter"
+	"github.com/kaudit/kaudit/internal/kafkatest"
+)
+
+// BenchmarkEmitter is the sustained cost per event of the whole emitter
+// pipeline (enqueue, encode, produce to a kfake broker, acknowledgement):
+// EnqueueTimeout makes Emit wait for room, so nothing is dropped and the
+// rate is the worker's.
+func BenchmarkEmitter(b *testing.B) {
+	c := kafkatest.NewCluster(b)
+	kafkatest.CreateTopic(b, c, emitter.DefaultTopic, 3)
+	em, err := emitter.New(emitter.Config{Brokers: c.ListenAddrs(), EnqueueTimeout: time.Minute})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ev := event(1) // read-only for the emitter, so one event can be sent many times
+	b.ReportAllocs()
+	for b.Loop() {
+		if !em.Emit(ev) {
+			b.Fatal("Emit refused")
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := em.Close(ctx); err != nil {
+		b.Fatal(err)
+	}
+	b.StopTimer()
+	if s := em.Stats(); s.Dropped != 0 || s.Failed != 0 || s.Sent != s.Enqueued {
+		b.Fatalf("stats %+v", s)
+	}
+}

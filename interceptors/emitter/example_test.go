@@ -1,0 +1,36 @@
+package emitter_test
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/kaudit/kaudit/codecs"
+	"github.com/kaudit/kaudit/interceptors/emitter"
+)
+
+func Example() {
+	audit, _ := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, emitter.DefaultTopic))
+	defer audit.Close()
+
+	em, err := emitter.New(emitter.Config{Brokers: audit.ListenAddrs()})
+	if err != nil {
+		panic(err)
+	}
+	em.Emit(&codecs.Event{
+		Version:       codecs.SchemaVersion,
+		Kind:          codecs.KindProduce,
+		CorrelationID: "5f0c3a52-8c1e-4d5b-9a57-0e1c2b3d4f5a",
+		Topic:         "orders",
+		SendNs:        time.Now().UnixNano(),
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := em.Close(ctx); err != nil {
+		panic(err)
+	}
+	fmt.Printf("%+v\n", em.Stats())
+	// Output: {Enqueued:1 Dropped:0 Sent:1 Failed:0 Queued:0}
+}

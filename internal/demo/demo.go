@@ -1,0 +1,251 @@
+// Package demo runs kaudit end to end on one machine: the embedded broker,
+// a real ClickHouse server, the migrations, the correlator, the ClickHouse
+// sink and audited demo traffic (a producer and two consumer groups, one
+// slower than the other). It prints progress while it runs and, at the end,
+// a summary per topic and consumer group read back from ClickHouse.
+package demo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/kaudit/kaudit/interceptors/emitter"
+	"github.com/kaudit/kaudit/internal/chclient"
+	"github.com/kaudit/kaudit/internal/chserver"
+	"github.com/kaudit/kaudit/internal/devbroker"
+	"github.com/kaudit/kaudit/internal/pipeline"
+	"github.com/kaudit/kaudit/internal/traffic"
+	"github.com/kaudit/kaudit/migrations"
+	"github.com/kaudit/kaudit/report"
+)
+
+// Config configures Run.
+type Config struct {
+	// StateDir keeps the broker's data, the correlator's table and the
+	// local ClickHouse server's data across runs.
+	StateDir string
+	// BrokerAddr is where the embedded broker listens.
+	BrokerAddr string
+	// ClickHouse is used if a server answers there; otherwise the demo
+	// starts a local clickhouse-server (installing Debian's package if the
+	// binary is missing).
+	ClickHouse chclient.Config
+	// Duration stops the demo by itself; 0 runs until ctx ends.
+	Duration time.Duration
+	// Rate is demo messages per second.
+	Rate int
+	// Topic is the demo topic.
+	Topic string
+	// Out receives progress and the summary.
+	Out    io.Writer
+	Logger *slog.Logger
+}
+
+// Demo groups: one keeps up, the other polls once a second.
+var groups = []traffic.Group{
+	{Name: "billing"},
+	{Name: "analytics", PollEvery: time.Second},
+}
+
+// Run runs the demo until cfg.Duration passes or ctx ends, then drains,
+// shuts everything down and prints the summary.
+func Run(ctx context.Context, cfg Config) error {
+	if cfg.Out == nil {
+		cfg.Out = os.Stdout
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Rate <= 0 {
+		cfg.Rate = 500
+	}
+	if cfg.Topic == "" {
+		cfg.Topic = "demo.orders"
+	}
+	if cfg.StateDir == "" {
+		cfg.StateDir = ".kaudit"
+	}
+	out, log := cfg.Out, cfg.Logger
+	start := time.Now()
+
+	// 1. The embedded broker.
+	broker, err := devbroker.Start(devbroker.Config{
+		Addr: cfg.BrokerAddr, DataDir: filepath.Join(cfg.StateDir, "kafka"), Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+	defer broker.Close()
+	brokers := []string{broker.Addr()}
+	fmt.Fprintf(out, "kafka:      embedded kfake broker at %s (data in %s)\n", broker.Addr(), filepath.Join(cfg.StateDir, "kafka"))
+
+	// 2. ClickHouse: the configured server if it answers, else a local one.
+	chcfg := cfg.ClickHouse.WithDefaults()
+	conn, stopCH, err := clickhouse(ctx, cfg, &chcfg)
+	if err != nil {
+		return err
+	}
+	defer stopCH()
+	defer conn.Close()
+
+	// 3. Migrations.
+	if err := migrations.Up(ctx, chcfg, log); err != nil {
+		return fmt.Errorf("demo: migrations: %w", err)
+	}
+	fmt.Fprintf(out, "migrations: applied to database %s\n", chcfg.Database)
+
+	// 4. Correlator and sink.
+	p, err := pipeline.New(pipeline.Config{
+		Brokers:       brokers,
+		ClickHouse:    conn,
+		Database:      chcfg.Database,
+		StorageDir:    filepath.Join(cfg.StateDir, "correlator"),
+		SweepInterval: 10 * time.Second,
+		Retention:     10 * time.Minute,
+		FlushInterval: 500 * time.Millisecond,
+		Logger:        log,
+	})
+	if err != nil {
+		return err
+	}
+	if err := p.Correlator.EnsureTopics(); err != nil {
+		return err
+	}
+
+	// 5. The audit emitter and the demo traffic.
+	em, err := emitter.New(emitter.Config{Brokers: brokers, Logger: log})
+	if err != nil {
+		return err
+	}
+	tr, err := traffic.New(traffic.Config{
+		Brokers: brokers, Emitter: em, Topic: cfg.Topic, Rate: cfg.Rate, Groups: groups, Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "traffic:    %d msg/s to %s; consumer groups billing (fast) and analytics (polls every 1s)\n", cfg.Rate, cfg.Topic)
+	if cfg.Duration > 0 {
+		fmt.Fprintf(out, "running for %s (Ctrl-C stops earlier)\n\n", cfg.Duration)
+	} else {
+		fmt.Fprintf(out, "running until Ctrl-C\n\n")
+	}
+
+	backCtx, stopBack := context.WithCancel(context.WithoutCancel(ctx))
+	back, backCtx := errgroup.WithContext(backCtx)
+	back.Go(func() error { return p.Run(backCtx) })
+	consCtx, stopCons := context.WithCancel(backCtx)
+	cons, consCtx := errgroup.WithContext(consCtx)
+	for _, g := range groups {
+		cons.Go(func() error { return tr.Consume(consCtx, g) })
+	}
+	prodCtx, stopProd := context.WithCancel(ctx)
+	if cfg.Duration > 0 {
+		prodCtx, stopProd = context.WithTimeout(ctx, cfg.Duration)
+	}
+	defer stopProd()
+	prodDone := make(chan error, 1)
+	go func() { prodDone <- tr.Produce(prodCtx) }()
+
+	prog := newProgress(out, p, tr, em, start)
+	tick := time.NewTicker(2 * time.Second)
+	defer tick.Stop()
+	var prodErr error
+wait:
+	for {
+		select {
+		case prodErr = <-prodDone:
+			break wait
+		case <-backCtx.Done():
+			stopProd()
+			prodErr = <-prodDone
+			break wait
+		case <-tick.C:
+			prog.print()
+		}
+	}
+	if prodErr != nil {
+		log.Warn("demo producer", "err", prodErr)
+	}
+
+	// Drain: let consumers, correlator and sink catch up, briefly.
+	fmt.Fprintf(out, "\nstopping traffic; draining (up to 20s)...\n")
+	drainUntil := time.Now().Add(20 * time.Second)
+	for time.Now().Before(drainUntil) && backCtx.Err() == nil && !prog.drained() {
+		time.Sleep(500 * time.Millisecond)
+	}
+	prog.print()
+	stopCons()
+	_ = cons.Wait()
+	closeCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	_ = em.Close(closeCtx)
+	cancel()
+	time.Sleep(time.Second) // last audit events of the consumers' final polls
+	stopBack()
+	if err := back.Wait(); err != nil && !errors.Is(err, context.Canceled) {
+		return fmt.Errorf("demo: pipeline: %w", err)
+	}
+
+	// 6. The summary, from ClickHouse.
+	rows, err := report.Summary(context.WithoutCancel(ctx), conn, chcfg.Database, start)
+	if err != nil {
+		return fmt.Errorf("demo: summary: %w", err)
+	}
+	fmt.Fprintf(out, "\nSummary since %s (from ClickHouse %s, database %s):\n", start.Format(time.TimeOnly), chcfg.Addr, chcfg.Database)
+	report.FormatSummary(out, rows)
+	es := em.Stats()
+	fmt.Fprintf(out, "\naudit events: %d sent, %d dropped, %d failed; dead letters: %d\n",
+		es.Sent, es.Dropped, es.Failed, p.Sink.Stats().DeadLetter+p.Correlator.Stats().DeadLetter)
+	fmt.Fprintf(out, "try: go run ./cmd/kaudit trail --clickhouse-addr %s <correlation-id>\n", chcfg.Addr)
+	return nil
+}
+
+// clickhouse connects to the configured server if it answers, otherwise
+// starts a local one under the state folder.
+func clickhouse(ctx context.Context, cfg Config, chcfg *chclient.Config) (driver.Conn, func(), error) {
+	out := cfg.Out
+	if os.Getenv("KAUDIT_CLICKHOUSE_ADDR") != "" {
+		pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		probe := *chcfg
+		probe.Database = "default"
+		conn, err := chclient.Open(pctx, probe)
+		cancel()
+		if err == nil {
+			conn.Close()
+			if conn, err = chclient.Open(ctx, probe); err == nil {
+				fmt.Fprintf(out, "clickhouse: using the server at %s\n", chcfg.Addr)
+				return conn, func() {}, nil
+			}
+		}
+		fmt.Fprintf(out, "clickhouse: no server answers at %s (%v); starting a local one\n", chcfg.Addr, err)
+	}
+	dir, err := filepath.Abs(filepath.Join(cfg.StateDir, "clickhouse"))
+	if err != nil {
+		return nil, nil, err
+	}
+	if _, err := chserver.Find(); err != nil {
+		fmt.Fprintf(out, "clickhouse: no clickhouse-server binary; installing Debian's package clickhouse-server (apt-get)...\n")
+	}
+	srv, err := chserver.Start(ctx, chserver.Options{Dir: dir, Logger: cfg.Logger, Install: true})
+	if err != nil {
+		return nil, nil, fmt.Errorf("demo: start clickhouse: %w", err)
+	}
+	fmt.Fprintf(out, "clickhouse: started local clickhouse-server %s at %s (data in %s)\n", srv.Version(), srv.Addr(), dir)
+	chcfg.Addr = srv.Addr()
+	probe := *chcfg
+	probe.Database = "default"
+	conn, err := chclient.Open(ctx, probe)
+	if err != nil {
+		srv.Stop()
+		return nil, nil, err
+	}
+	return conn, func() { _ = srv.Stop() }, nil
+}

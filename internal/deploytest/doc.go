@@ -1,0 +1,18 @@
+// Package deploytest holds no code, only tests of kaudit's deployment files:
+// the repo's Dockerfile and docker-compose.yml. They check, without a Docker
+// engine, what would otherwise fail only at `docker compose up`:
+//
+//   - `docker-compose config` accepts the compose file (docker-compose is
+//     installed by scripts/deps.sh, run by `make test`);
+//   - the expected services exist, third-party images are the official ones
+//     and pinned to a tag;
+//   - every kaudit service's command (entrypoint + command) runs with --help
+//     appended against freshly built binaries, so each binary, subcommand,
+//     flag and KAUDIT_* variable it names exists;
+//   - the Dockerfile builds every binary the services run, from cmd/
+//     directories that exist, with the Go version of go.mod.
+//
+// Run them with:
+//
+//	go test ./internal/deploytest/
+package deploytest

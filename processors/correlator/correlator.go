@@ -1,0 +1,359 @@
+// Package correlator is kaudit's correlator: a goka processor that joins the
+// raw audit events of each message by correlation ID in a group table (one
+// Trail per message) and emits a verdict per (message, consumer group) to the
+// verdicts topic, with the message's ack latency and end-to-end latency.
+//
+//	c, err := correlator.New(correlator.Config{Brokers: []string{"localhost:9092"}})
+//	if err != nil { ... }
+//	err = c.Run(ctx) // until ctx is cancelled
+//
+// Events that cannot be decoded go to the dead-letter topic with the reason
+// in the Kafka Connect error headers; the correlator keeps going.
+package correlator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/lovoo/goka"
+	"github.com/lovoo/goka/storage"
+
+	"github.com/kaudit/kaudit/codecs"
+)
+
+// Defaults of Config.
+const (
+	DefaultGroup         = "kaudit-correlator"
+	DefaultEventsTopic   = "kaudit.events"
+	DefaultVerdictsTopic = "kaudit.verdicts"
+	DefaultDLQTopic      = "kaudit.dlq"
+	DefaultPartitions    = 6
+	DefaultRetention     = time.Hour
+	DefaultSweepInterval = 30 * time.Second
+)
+
+// sweepVisitor is the name of the visitor that walks every trail.
+const sweepVisitor = "sweep"
+
+// Config configures a Correlator. Zero fields take the defaults.
+type Config struct {
+	Brokers []string
+	// Sarama is the base client configuration (TLS, SASL, version); nil
+	// means goka.DefaultConfig(). It is copied, never modified.
+	Sarama *sarama.Config
+
+	Group         string
+	EventsTopic   string
+	VerdictsTopic string
+	DLQTopic      string
+	// Partitions and Replication are used when the correlator creates
+	// missing topics. The events topic decides the table's partitions.
+	Partitions  int
+	Replication int
+
+	// StorageDir holds the local copy of the group table.
+	StorageDir string
+	// Retention is how long a trail is kept after its last event.
+	Retention time.Duration
+	// SweepInterval is how often every trail is visited.
+	SweepInterval time.Duration
+
+	Logger *slog.Logger
+	// Now is the clock of the sweeps; nil means time.Now.
+	Now func() time.Time
+}
+
+func (c *Config) setDefaults() {
+	if c.Group == "" {
+		c.Group = DefaultGroup
+	}
+	if c.EventsTopic == "" {
+		c.EventsTopic = DefaultEventsTopic
+	}
+	if c.VerdictsTopic == "" {
+		c.VerdictsTopic = DefaultVerdictsTopic
+	}
+	if c.DLQTopic == "" {
+		c.DLQTopic = DefaultDLQTopic
+	}
+	if c.Partitions <= 0 {
+		c.Partitions = DefaultPartitions
+	}
+	if c.Replication <= 0 {
+		c.Replication = 1
+	}
+	if c.StorageDir == "" {
+		c.StorageDir = filepath.Join(os.TempDir(), "kaudit-correlator")
+	}
+	if c.Retention <= 0 {
+		c.Retention = DefaultRetention
+	}
+	if c.SweepInterval <= 0 {
+		c.SweepInterval = DefaultSweepInterval
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+}
+
+// Stats are the correlator's counters since it started.
+type Stats struct {
+	Events     uint64 // audit events folded into trails
+	Verdicts   uint64 // verdicts emitted
+	DeadLetter uint64 // input records sent to the dead-letter topic
+	Deleted    uint64 // trails deleted by sweeps
+	OpenTrails int64  // trails in the table at the last sweep
+}
+
+// Correlator joins audit events into trails and emits verdicts.
+type Correlator struct {
+	cfg Config
+	log *slog.Logger
+
+	events, verdicts, dead, deleted atomic.Uint64
+	open                            atomic.Int64
+}
+
+// New returns a correlator for cfg.
+func New(cfg Config) (*Correlator, error) {
+	cfg.setDefaults()
+	if len(cfg.Brokers) == 0 {
+		return nil, errors.New("correlator: no brokers")
+	}
+	return &Correlator{cfg: cfg, log: cfg.Logger}, nil
+}
+
+// Stats returns the current counters.
+func (c *Correlator) Stats() Stats {
+	return Stats{
+		Events:     c.events.Load(),
+		Verdicts:   c.verdicts.Load(),
+		DeadLetter: c.dead.Load(),
+		Deleted:    c.deleted.Load(),
+		OpenTrails: c.open.Load(),
+	}
+}
+
+// Table is the name of the correlator's group table topic.
+func (c *Correlator) Table() goka.Table { return goka.GroupTable(goka.Group(c.cfg.Group)) }
+
+// Graph is the correlator's processor graph.
+func (c *Correlator) Graph() *goka.GroupGraph {
+	return goka.DefineGroup(goka.Group(c.cfg.Group),
+		goka.Input(goka.Stream(c.cfg.EventsTopic), eventInputCodec{}, c.onEvent),
+		goka.Visitor(sweepVisitor, c.onSweep),
+		goka.Persist(TrailCodec{}),
+		goka.Output(goka.Stream(c.cfg.VerdictsTopic), codecs.VerdictCodec{}),
+		goka.Output(goka.Stream(c.cfg.DLQTopic), rawCodec{}),
+	)
+}
+
+// onEvent folds one audit event into its trail.
+func (c *Correlator) onEvent(ctx goka.Context, msg any) {
+	in, ok := msg.(*inbound)
+	if !ok || in == nil {
+		return
+	}
+	if in.err != nil {
+		c.deadLetter(ctx, in.raw, in.err)
+		return
+	}
+	e := in.event
+	if e.CorrelationID != ctx.Key() {
+		c.deadLetter(ctx, in.raw, fmt.Errorf("record key %q is not the event's correlation_id %q", ctx.Key(), e.CorrelationID))
+		return
+	}
+	t, _ := ctx.Value().(*Trail)
+	if t == nil {
+		t = new(Trail)
+	}
+	verdicts := t.Apply(e)
+	ctx.SetValue(t)
+	c.events.Add(1)
+	c.emit(ctx, verdicts)
+}
+
+// onSweep is the visitor run for every trail on each sweep; meta is the
+// sweep's time in Unix nanoseconds.
+func (c *Correlator) onSweep(ctx goka.Context, meta any) {
+	now, _ := meta.(int64)
+	t, _ := ctx.Value().(*Trail)
+	if t == nil {
+		return
+	}
+	verdicts, done := t.Sweep(now, int64(c.cfg.Retention))
+	c.emit(ctx, verdicts)
+	if done {
+		ctx.Delete()
+		c.deleted.Add(1)
+		return
+	}
+	if len(verdicts) > 0 {
+		ctx.SetValue(t)
+	}
+}
+
+func (c *Correlator) emit(ctx goka.Context, verdicts []codecs.Verdict) {
+	for i := range verdicts {
+		ctx.Emit(goka.Stream(c.cfg.VerdictsTopic), verdicts[i].CorrelationID, &verdicts[i])
+	}
+	c.verdicts.Add(uint64(len(verdicts)))
+}
+
+// Dead-letter headers, named as Kafka Connect names them.
+const (
+	HeaderErrTopic     = "__connect.errors.topic"
+	HeaderErrPartition = "__connect.errors.partition"
+	HeaderErrOffset    = "__connect.errors.offset"
+	HeaderErrMessage   = "__connect.errors.exception.message"
+	HeaderErrStage     = "__connect.errors.stage"
+)
+
+func (c *Correlator) deadLetter(ctx goka.Context, raw []byte, reason error) {
+	c.dead.Add(1)
+	c.log.Warn("audit event sent to dead-letter topic",
+		"topic", ctx.Topic(), "partition", ctx.Partition(), "offset", ctx.Offset(), "reason", reason)
+	if raw == nil {
+		raw = []byte{}
+	}
+	ctx.Emit(goka.Stream(c.cfg.DLQTopic), ctx.Key(), raw, goka.WithCtxEmitHeaders(goka.Headers{
+		HeaderErrTopic:     []byte(ctx.Topic()),
+		HeaderErrPartition: []byte(strconv.Itoa(int(ctx.Partition()))),
+		HeaderErrOffset:    []byte(strconv.FormatInt(ctx.Offset(), 10)),
+		HeaderErrMessage:   []byte(reason.Error()),
+		HeaderErrStage:     []byte("correlator"),
+	}))
+}
+
+
+// saramaConfig returns a fresh copy of the base config with the
+// correlator's settings: read the events from the beginning.
+func (c *Correlator) saramaConfig() *sarama.Config {
+	var cfg sarama.Config
+	if c.cfg.Sarama != nil {
+		cfg = *c.cfg.Sarama
+	} else {
+		cfg = *goka.DefaultConfig()
+	}
+	cfg.Consumer.Offsets.Initial = sarama.OffsetOldest
+	cfg.Consumer.Group.Rebalance.Strategy = goka.CopartitioningStrategy
+	cfg.Consumer.Return.Errors = true
+	cfg.Producer.Return.Successes = true
+	cfg.Producer.Return.Errors = true
+	return &cfg
+}
+
+func (c *Correlator) topicManagerConfig() *goka.TopicManagerConfig {
+	tm := goka.NewTopicManagerConfig()
+	tm.Table.Replication = c.cfg.Replication
+	tm.Stream.Replication = c.cfg.Replication
+	return tm
+}
+
+// EnsureTopics creates the events, verdicts and dead-letter topics if they
+// are missing.
+func (c *Correlator) EnsureTopics() error {
+	tm, err := goka.NewTopicManager(c.cfg.Brokers, c.saramaConfig(), c.topicManagerConfig())
+	if err != nil {
+		return fmt.Errorf("correlator: topic manager: %w", err)
+	}
+	defer tm.Close()
+	for _, t := range []string{c.cfg.EventsTopic, c.cfg.VerdictsTopic, c.cfg.DLQTopic} {
+		if err := tm.EnsureStreamExists(t, c.cfg.Partitions); err != nil {
+			return fmt.Errorf("correlator: ensure topic %s: %w", t, err)
+		}
+	}
+	return nil
+}
+
+// Options are the goka processor options the correlator runs with; tests
+// append goka.WithTester.
+func (c *Correlator) Options() []goka.ProcessorOption {
+	return []goka.ProcessorOption{
+		goka.WithStorageBuilder(storage.DefaultBuilder(c.cfg.StorageDir)),
+		goka.WithConsumerGroupBuilder(goka.ConsumerGroupBuilderWithConfig(c.saramaConfig())),
+		goka.WithConsumerSaramaBuilder(goka.SaramaConsumerBuilderWithConfig(c.saramaConfig())),
+		goka.WithProducerBuilder(goka.ProducerBuilderWithConfig(c.saramaConfig())),
+		goka.WithTopicManagerBuilder(goka.TopicManagerBuilderWithConfig(c.saramaConfig(), c.topicManagerConfig())),
+		goka.WithLogger(gokaLogger{c.log}),
+		goka.WithClientID(c.cfg.Group),
+	}
+}
+
+// Run runs the correlator until ctx is cancelled or it fails. It creates
+// missing topics first.
+func (c *Correlator) Run(ctx context.Context) error {
+	if err := c.EnsureTopics(); err != nil {
+		return err
+	}
+	proc, err := goka.NewProcessor(c.cfg.Brokers, c.Graph(), c.Options()...)
+	if err != nil {
+		return fmt.Errorf("correlator: new processor: %w", err)
+	}
+	return c.RunProcessor(ctx, proc)
+}
+
+// RunProcessor runs proc (built from Graph and Options) and its sweeps.
+func (c *Correlator) RunProcessor(ctx context.Context, proc *goka.Processor) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	sweeps := make(chan struct{})
+	go func() {
+		defer close(sweeps)
+		c.sweepLoop(ctx, proc)
+	}()
+	err := proc.Run(ctx)
+	cancel()
+	<-sweeps
+	if err != nil && !errors.Is(err, context.Canceled) {
+		return fmt.Errorf("correlator: %w", err)
+	}
+	return nil
+}
+
+func (c *Correlator) sweepLoop(ctx context.Context, proc *goka.Processor) {
+	if err := proc.WaitForReadyContext(ctx); err != nil {
+		return
+	}
+	tick := time.NewTicker(c.cfg.SweepInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		if err := c.Sweep(ctx, proc); err != nil && ctx.Err() == nil {
+			c.log.Warn("correlator sweep failed", "err", err)
+		}
+	}
+}
+
+// Sweep visits every trail once now.
+func (c *Correlator) Sweep(ctx context.Context, proc *goka.Processor) error {
+	deletedBefore := c.deleted.Load()
+	n, err := proc.VisitAllWithStats(ctx, sweepVisitor, c.cfg.Now().UnixNano())
+	if err != nil {
+		return fmt.Errorf("correlator: sweep: %w", err)
+	}
+	c.open.Store(n - int64(c.deleted.Load()-deletedBefore))
+	return nil
+}
+
+// gokaLogger adapts slog to goka's logger.
+type gokaLogger struct{ l *slog.Logger }
+
+func (g gokaLogger) Print(v ...any)                 { g.l.Debug(fmt.Sprint(v...), "component", "goka") }
+func (g gokaLogger) Println(v ...any)               { g.l.Debug(fmt.Sprint(v...), "component", "goka") }
+func (g gokaLogger) Printf(format string, v ...any) { g.l.Debug(fmt.Sprintf(format, v...), "component", "goka") }

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs what kaudit's tests and demo need from Debian's packages, if missing:
+# clickhouse-server (the real ClickHouse of the tests and the demo),
+# docker-compose (to validate docker-compose.yml), kcat, librdkafka-dev and
+# python3-confluent-kafka (real-client tests).
+set -euo pipefail
+
+need=()
+command -v clickhouse-server >/dev/null 2>&1 || command -v clickhouse >/dev/null 2>&1 || need+=(clickhouse-server)
+command -v docker-compose >/dev/null 2>&1 || need+=(docker-compose)
+command -v kcat >/dev/null 2>&1 || need+=(kcat)
+[ -e /usr/include/librdkafka/rdkafka.h ] || need+=(librdkafka-dev)
+python3 -c 'import confluent_kafka' >/dev/null 2>&1 || need+=(python3-confluent-kafka)
+command -v gcc >/dev/null 2>&1 || need+=(gcc)
+
+if [ ${#need[@]} -eq 0 ]; then
+  exit 0
+fi
+echo "kaudit: installing Debian packages: ${need[*]}" >&2
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null 2>&1 || { echo "kaudit: need root (or sudo) to install ${need[*]}" >&2; exit 1; }
+  sudo="sudo"
+fi
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+echo "kaudit: installed ${need[*]}" >&2
