@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kaudit/kaudit/interceptors/emitter"
@@ -41,6 +43,8 @@ type Config struct {
 	Rate        int
 	Count       int
 	PayloadSize int
+	// Partitions of the topic, if Produce creates it (default 3).
+	Partitions int
 	Groups      []Group
 	Logger      *slog.Logger
 }
@@ -61,6 +65,9 @@ func New(cfg Config) (*Traffic, error) {
 	}
 	if cfg.Rate <= 0 {
 		cfg.Rate = 200
+	}
+	if cfg.Partitions <= 0 {
+		cfg.Partitions = 3
 	}
 	if cfg.PayloadSize <= 0 {
 		cfg.PayloadSize = 128
@@ -103,6 +110,9 @@ func (t *Traffic) Produce(ctx context.Context) error {
 		return fmt.Errorf("traffic: producer: %w", err)
 	}
 	defer cl.Close()
+	if err := t.ensureTopic(ctx, cl); err != nil {
+		return err
+	}
 
 	interval := time.Second / time.Duration(t.cfg.Rate)
 	tick := time.NewTicker(max(interval, time.Millisecond))
@@ -173,6 +183,21 @@ func (t *Traffic) Consume(ctx context.Context, g Group) error {
 			case <-ctx.Done():
 			case <-time.After(g.PollEvery):
 			}
+		}
+	}
+	return nil
+}
+
+// ensureTopic creates the demo topic if it does not exist.
+func (t *Traffic) ensureTopic(ctx context.Context, cl *kgo.Client) error {
+	adm := kadm.NewClient(cl)
+	resp, err := adm.CreateTopics(ctx, int32(t.cfg.Partitions), -1, nil, t.cfg.Topic)
+	if err != nil {
+		return fmt.Errorf("traffic: create topic %s: %w", t.cfg.Topic, err)
+	}
+	for _, r := range resp {
+		if r.Err != nil && !errors.Is(r.Err, kerr.TopicAlreadyExists) {
+			return fmt.Errorf("traffic: create topic %s: %w", t.cfg.Topic, r.Err)
 		}
 	}
 	return nil

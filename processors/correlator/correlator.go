@@ -236,7 +236,6 @@ func (c *Correlator) deadLetter(ctx goka.Context, raw []byte, reason error) {
 	}))
 }
 
-
 // saramaConfig returns a fresh copy of the base config with the
 // correlator's settings: read the events from the beginning.
 func (c *Correlator) saramaConfig() *sarama.Config {
@@ -354,6 +353,8 @@ func (c *Correlator) Sweep(ctx context.Context, proc *goka.Processor) error {
 // gokaLogger adapts slog to goka's logger.
 type gokaLogger struct{ l *slog.Logger }
 
-func (g gokaLogger) Print(v ...any)                 { g.l.Debug(fmt.Sprint(v...), "component", "goka") }
-func (g gokaLogger) Println(v ...any)               { g.l.Debug(fmt.Sprint(v...), "component", "goka") }
-func (g gokaLogger) Printf(format string, v ...any) { g.l.Debug(fmt.Sprintf(format, v...), "component", "goka") }
+func (g gokaLogger) Print(v ...any)   { g.l.Debug(fmt.Sprint(v...), "component", "goka") }
+func (g gokaLogger) Println(v ...any) { g.l.Debug(fmt.Sprint(v...), "component", "goka") }
+func (g gokaLogger) Printf(format string, v ...any) {
+	g.l.Debug(fmt.Sprintf(format, v...), "component", "goka")
+}
