@@ -45,8 +45,8 @@ type Config struct {
 	PayloadSize int
 	// Partitions of the topic, if Produce creates it (default 3).
 	Partitions int
-	Groups      []Group
-	Logger      *slog.Logger
+	Groups     []Group
+	Logger     *slog.Logger
 }
 
 // Traffic runs the demo clients; its counters can be read while it runs.
