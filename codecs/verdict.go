@@ -88,6 +88,13 @@ type Verdict struct {
 	FirstSeenNs int64 `json:"first_seen_ns"`
 	// DecidedNs is the event time at which this verdict was reached.
 	DecidedNs int64 `json:"decided_ns"`
+
+	// Expected says the group was expected to consume the message (a
+	// declared expectation, or a learned one if Learned); DeadlineNs is
+	// the delivery deadline (0 when not expected).
+	Expected   bool  `json:"expected,omitempty"`
+	Learned    bool  `json:"learned,omitempty"`
+	DeadlineNs int64 `json:"deadline_ns,omitempty"`
 }
 
 // Key is the Kafka key of a verdict: the correlation ID.

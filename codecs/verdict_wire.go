@@ -34,7 +34,10 @@ const (
 	vdE2ELatencyUs
 	vdFirstSeenNs
 	vdDecidedNs
-	vdFields = vdDecidedNs
+	vdExpected
+	vdLearned
+	vdDeadlineNs
+	vdFields = vdDeadlineNs
 )
 
 // AppendVerdict appends the binary (protobuf, see audit.proto) encoding of v
@@ -73,6 +76,9 @@ func AppendVerdict(b []byte, v *Verdict) []byte {
 	b = appendSint(b, vdE2ELatencyUs, v.E2ELatencyUs)
 	b = appendFixed64(b, vdFirstSeenNs, uint64(v.FirstSeenNs))
 	b = appendFixed64(b, vdDecidedNs, uint64(v.DecidedNs))
+	b = appendVarint(b, vdExpected, boolBit(v.Expected))
+	b = appendVarint(b, vdLearned, boolBit(v.Learned))
+	b = appendFixed64(b, vdDeadlineNs, uint64(v.DeadlineNs))
 	return b
 }
 
@@ -146,6 +152,12 @@ func UnmarshalVerdict(b []byte, v *Verdict) error {
 			v.FirstSeenNs, err = d.sfixed64(typ)
 		case vdDecidedNs:
 			v.DecidedNs, err = d.sfixed64(typ)
+		case vdExpected:
+			v.Expected, err = d.bool(typ)
+		case vdLearned:
+			v.Learned, err = d.bool(typ)
+		case vdDeadlineNs:
+			v.DeadlineNs, err = d.sfixed64(typ)
 		default:
 			err = d.skip(num, typ)
 		}

@@ -168,3 +168,22 @@ func (d *decoder) string(typ protowire.Type) (string, error) {
 	}
 	return d.str[d.off-len(v) : d.off], nil
 }
+
+// boolBit is the varint of a protobuf bool.
+func boolBit(b bool) uint64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func (d *decoder) bool(typ protowire.Type) (bool, error) {
+	v, err := d.varint(typ)
+	if err != nil {
+		return false, err
+	}
+	if v > 1 {
+		return false, fmt.Errorf("bool value %d: %w", v, ErrMalformed)
+	}
+	return v == 1, nil
+}

@@ -187,6 +187,8 @@ func checkSchema(t *testing.T, fields map[string]protoField, typ reflect.Type, e
 			fv.SetInt(-5)
 		case reflect.Uint8, reflect.Uint32, reflect.Uint64:
 			fv.SetUint(2)
+		case reflect.Bool:
+			fv.SetBool(true)
 		default:
 			t.Fatalf("%s.%s: unhandled kind %s", typ, sf.Name, fv.Kind())
 		}
@@ -211,6 +213,9 @@ func checkSchema(t *testing.T, fields map[string]protoField, typ reflect.Type, e
 		case "uint32", "uint64", "Kind", "Status":
 			x, m := protowire.ConsumeVarint(b)
 			ok2, n = wt == protowire.VarintType && x == 2, m
+		case "bool":
+			x, m := protowire.ConsumeVarint(b)
+			ok2, n = wt == protowire.VarintType && x == 1, m
 		case "sfixed64":
 			x, m := protowire.ConsumeFixed64(b)
 			ok2, n = wt == protowire.Fixed64Type && int64(x) == -5, m

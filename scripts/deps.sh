@@ -10,7 +10,7 @@ command -v clickhouse-server >/dev/null 2>&1 || command -v clickhouse >/dev/null
 command -v docker-compose >/dev/null 2>&1 || need+=(docker-compose)
 command -v kcat >/dev/null 2>&1 || need+=(kcat)
 [ -e /usr/include/librdkafka/rdkafka.h ] || need+=(librdkafka-dev)
-python3 -c 'import confluent_kafka' >/dev/null 2>&1 || need+=(python3-confluent-kafka)
+/usr/bin/python3 -c 'import confluent_kafka' >/dev/null 2>&1 || need+=(python3-confluent-kafka)
 command -v gcc >/dev/null 2>&1 || need+=(gcc)
 
 if [ ${#need[@]} -eq 0 ]; then

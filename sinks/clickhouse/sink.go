@@ -102,6 +102,7 @@ var deliveryColumns = []string{
 	"consumer_client", "consumer_host", "consume_partition", "consume_offset",
 	"first_consume_ns", "last_consume_ns", "consume_count",
 	"ack_latency_us", "e2e_latency_us", "first_seen", "decided_at",
+	"expected", "learned", "deadline_ns",
 }
 
 // WriteBatch inserts b's events and then its verdicts, one INSERT per
@@ -177,6 +178,7 @@ func appendVerdict(batch driver.Batch, v *codecs.Verdict) error {
 		v.ConsumerClient, v.ConsumerHost, v.ConsumePartition, v.ConsumeOffset,
 		v.FirstConsumeNs, v.LastConsumeNs, v.ConsumeCount,
 		v.AckLatencyUs, v.E2ELatencyUs, dateTime(v.FirstSeenNs), dateTime(v.DecidedNs),
+		uint8Of(v.Expected), uint8Of(v.Learned), v.DeadlineNs,
 	)
 }
 
@@ -204,4 +206,11 @@ func (s *Sink) Close() error {
 		return fmt.Errorf("clickhouse sink: close connection: %w", err)
 	}
 	return nil
+}
+
+func uint8Of(b bool) uint8 {
+	if b {
+		return 1
+	}
+	return 0
 }
