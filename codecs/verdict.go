@@ -123,7 +123,8 @@ func (v *Verdict) Validate() error {
 		return fmt.Errorf("codecs: verdict without correlation_id")
 	case v.Topic == "":
 		return fmt.Errorf("codecs: verdict without topic")
-	case v.Group == "":
+	case v.Group == "" && v.Status != StatusProduceFailed:
+		// Only a failed produce has no group: no group could read it.
 		return fmt.Errorf("codecs: verdict without consumer group")
 	case v.Status == StatusUnknown || int(v.Status) >= len(statusNames):
 		return fmt.Errorf("codecs: invalid verdict status %d", uint8(v.Status))

@@ -21,6 +21,7 @@ import (
 
 	"github.com/kaudit/kaudit/internal/cli"
 	"github.com/kaudit/kaudit/processors/correlator"
+	"github.com/kaudit/kaudit/processors/learner"
 )
 
 type config struct {
@@ -35,8 +36,13 @@ type config struct {
 	Partitions    int           `help:"Partitions of topics the correlator creates." env:"KAUDIT_PARTITIONS" default:"6"`
 	Replication   int           `help:"Replication factor of topics the correlator creates." env:"KAUDIT_REPLICATION" default:"1"`
 	StorageDir    string        `help:"Directory of the local group-table copy." env:"KAUDIT_STORAGE_DIR" default:"/var/lib/kaudit/correlator" type:"path"`
-	Retention     time.Duration `help:"How long a trail is kept after its last event." env:"KAUDIT_RETENTION" default:"1h"`
-	SweepInterval time.Duration `help:"How often every trail is visited." env:"KAUDIT_SWEEP_INTERVAL" default:"30s"`
+	SweepInterval time.Duration `help:"How often every trail is visited (deadlines are decided at most this late)." env:"KAUDIT_SWEEP_INTERVAL" default:"5s"`
+
+	DefaultDeadline   time.Duration `help:"Delivery deadline after the acknowledgement, for topics whose expectation sets none." env:"KAUDIT_DEFAULT_DEADLINE" default:"5m"`
+	Grace             time.Duration `help:"How long a trail is kept after its deadline, to catch late consumes and duplicates." env:"KAUDIT_GRACE" default:"15m"`
+	ExpectationsFile  string        `help:"YAML file of expected consumer groups per topic (see README)." env:"KAUDIT_EXPECTATIONS_FILE" type:"existingfile"`
+	ExpectationsTopic string        `help:"Compacted topic of declared expectations (kaudit expect set writes it)." env:"KAUDIT_EXPECTATIONS_TOPIC" default:"kaudit.expectations"`
+	LearnWarmup       time.Duration `help:"Groups seen consuming a topic this long become expected for it (learned); 0 disables learning." env:"KAUDIT_LEARN_WARMUP" default:"0s"`
 }
 
 func main() {
@@ -55,19 +61,43 @@ func run(cfg config) error {
 	if err != nil {
 		return err
 	}
+	var expectations []*correlator.Expectation
+	deadline, grace, warmup := cfg.DefaultDeadline, cfg.Grace, cfg.LearnWarmup
+	if cfg.ExpectationsFile != "" {
+		f, err := correlator.LoadExpectationsFile(cfg.ExpectationsFile)
+		if err != nil {
+			return err
+		}
+		for _, e := range f.Topics {
+			expectations = append(expectations, e)
+		}
+		if f.DefaultDeadline > 0 {
+			deadline = time.Duration(f.DefaultDeadline)
+		}
+		if f.Grace > 0 {
+			grace = time.Duration(f.Grace)
+		}
+		if f.LearnWarmup != nil {
+			warmup = time.Duration(*f.LearnWarmup)
+		}
+	}
 	c, err := correlator.New(correlator.Config{
-		Brokers:       cfg.Brokers,
-		Sarama:        sar,
-		Group:         cfg.Group,
-		EventsTopic:   cfg.EventsTopic,
-		VerdictsTopic: cfg.VerdictsTopic,
-		DLQTopic:      cfg.DLQTopic,
-		Partitions:    cfg.Partitions,
-		Replication:   cfg.Replication,
-		StorageDir:    cfg.StorageDir,
-		Retention:     cfg.Retention,
-		SweepInterval: cfg.SweepInterval,
-		Logger:        log,
+		Brokers:           cfg.Brokers,
+		Sarama:            sar,
+		Group:             cfg.Group,
+		EventsTopic:       cfg.EventsTopic,
+		VerdictsTopic:     cfg.VerdictsTopic,
+		DLQTopic:          cfg.DLQTopic,
+		Partitions:        cfg.Partitions,
+		Replication:       cfg.Replication,
+		StorageDir:        cfg.StorageDir,
+		SweepInterval:     cfg.SweepInterval,
+		DefaultDeadline:   deadline,
+		Grace:             grace,
+		Expectations:      expectations,
+		ExpectationsTopic: cfg.ExpectationsTopic,
+		LearnWarmup:       warmup,
+		Logger:            log,
 	})
 	if err != nil {
 		return err
@@ -83,6 +113,13 @@ func run(cfg config) error {
 	}
 	log.Info("kaudit-correlator starting", "brokers", cfg.Brokers, "events", cfg.EventsTopic, "verdicts", cfg.VerdictsTopic)
 	g.Go(func() error { return c.Run(ctx) })
+	if warmup > 0 {
+		l, err := learner.New(learner.Config{Brokers: cfg.Brokers, Sarama: sar, StorageDir: cfg.StorageDir + "-learner", Logger: log})
+		if err != nil {
+			return err
+		}
+		g.Go(func() error { return l.Run(ctx) })
+	}
 	err = g.Wait()
 	log.Info("kaudit-correlator stopped", "stats", c.Stats())
 	return err

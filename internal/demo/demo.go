@@ -110,7 +110,7 @@ func Run(ctx context.Context, cfg Config) error {
 		Database:      chcfg.Database,
 		StorageDir:    filepath.Join(cfg.StateDir, "correlator"),
 		SweepInterval: 10 * time.Second,
-		Retention:     10 * time.Minute,
+		Grace:         2 * time.Minute,
 		FlushInterval: 500 * time.Millisecond,
 		Logger:        log,
 	})

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/kaudit/kaudit/processors/correlator"
+	"github.com/kaudit/kaudit/processors/learner"
 	"github.com/kaudit/kaudit/sinks"
 	chsink "github.com/kaudit/kaudit/sinks/clickhouse"
 )
@@ -33,7 +34,12 @@ type Config struct {
 	// StorageDir is the correlator's local table folder.
 	StorageDir    string
 	SweepInterval time.Duration
-	Retention     time.Duration
+	// DefaultDeadline, Grace, Expectations and LearnWarmup are the
+	// correlator's (see correlator.Config).
+	DefaultDeadline time.Duration
+	Grace           time.Duration
+	Expectations    []*correlator.Expectation
+	LearnWarmup     time.Duration
 	// SinkGroup is the sink's consumer group; a new group re-reads the
 	// topics from the start.
 	SinkGroup     string
@@ -45,6 +51,7 @@ type Config struct {
 // Pipeline is a running correlator and ClickHouse sink.
 type Pipeline struct {
 	Correlator *correlator.Correlator
+	Learner    *learner.Learner // nil unless learning is enabled
 	Sink       *sinks.Runner
 }
 
@@ -57,15 +64,29 @@ func New(cfg Config) (*Pipeline, error) {
 		cfg.SinkGroup = "kaudit-sink-clickhouse"
 	}
 	c, err := correlator.New(correlator.Config{
-		Brokers:       cfg.Brokers,
-		Sarama:        cfg.Sarama,
-		StorageDir:    cfg.StorageDir,
-		SweepInterval: cfg.SweepInterval,
-		Retention:     cfg.Retention,
-		Logger:        cfg.Logger.With("component", "correlator"),
+		Brokers:         cfg.Brokers,
+		Sarama:          cfg.Sarama,
+		StorageDir:      cfg.StorageDir,
+		SweepInterval:   cfg.SweepInterval,
+		DefaultDeadline: cfg.DefaultDeadline,
+		Grace:           cfg.Grace,
+		Expectations:    cfg.Expectations,
+		LearnWarmup:     cfg.LearnWarmup,
+		Logger:          cfg.Logger.With("component", "correlator"),
 	})
 	if err != nil {
 		return nil, err
+	}
+	var l *learner.Learner
+	if cfg.LearnWarmup > 0 {
+		if l, err = learner.New(learner.Config{
+			Brokers:    cfg.Brokers,
+			Sarama:     cfg.Sarama,
+			StorageDir: cfg.StorageDir + "-learner",
+			Logger:     cfg.Logger.With("component", "learner"),
+		}); err != nil {
+			return nil, err
+		}
 	}
 	r, err := sinks.NewRunner(sinks.RunnerConfig{
 		Brokers:       cfg.Brokers,
@@ -81,7 +102,7 @@ func New(cfg Config) (*Pipeline, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Pipeline{Correlator: c, Sink: r}, nil
+	return &Pipeline{Correlator: c, Learner: l, Sink: r}, nil
 }
 
 // Run creates the audit topics, then runs the correlator and the sink until
@@ -92,6 +113,9 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	}
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return p.Correlator.Run(ctx) })
+	if p.Learner != nil {
+		g.Go(func() error { return p.Learner.Run(ctx) })
+	}
 	g.Go(func() error { return p.Sink.Run(ctx) })
 	return g.Wait()
 }

@@ -27,6 +27,7 @@ import (
 	"github.com/lovoo/goka/storage"
 
 	"github.com/kaudit/kaudit/codecs"
+	"github.com/kaudit/kaudit/processors/learner"
 )
 
 // Defaults of Config.
@@ -35,9 +36,11 @@ const (
 	DefaultEventsTopic   = "kaudit.events"
 	DefaultVerdictsTopic = "kaudit.verdicts"
 	DefaultDLQTopic      = "kaudit.dlq"
+	DefaultExpectTopic   = "kaudit.expectations"
 	DefaultPartitions    = 6
-	DefaultRetention     = time.Hour
-	DefaultSweepInterval = 30 * time.Second
+	DefaultDeadline      = 5 * time.Minute
+	DefaultGrace         = 15 * time.Minute
+	DefaultSweepInterval = 5 * time.Second
 )
 
 // sweepVisitor is the name of the visitor that walks every trail.
@@ -61,10 +64,27 @@ type Config struct {
 
 	// StorageDir holds the local copy of the group table.
 	StorageDir string
-	// Retention is how long a trail is kept after its last event.
-	Retention time.Duration
-	// SweepInterval is how often every trail is visited.
+	// DefaultDeadline is the delivery deadline of topics whose expectation
+	// sets none (and of topics without expectations, for closing trails).
+	DefaultDeadline time.Duration
+	// Grace is how long a trail is kept after its deadline, to catch late
+	// consumes and duplicates; then it is deleted.
+	Grace time.Duration
+	// SweepInterval is how often every trail is visited (deadlines are
+	// decided at most this late).
 	SweepInterval time.Duration
+
+	// Expectations are declared expectations (e.g. from a file); the
+	// expectations topic adds to them and wins for the topics it names.
+	Expectations []*Expectation
+	// ExpectationsTopic is the compacted topic of declared expectations,
+	// keyed by topic ("kaudit expect set" writes it).
+	ExpectationsTopic string
+	// LearnWarmup enables learned expectations: a group seen consuming a
+	// topic for this long becomes expected for it. Zero disables learning.
+	LearnWarmup time.Duration
+	// LearnerGroup is the learner's goka group (its table is looked up).
+	LearnerGroup string
 
 	Logger *slog.Logger
 	// Now is the clock of the sweeps; nil means time.Now.
@@ -93,8 +113,17 @@ func (c *Config) setDefaults() {
 	if c.StorageDir == "" {
 		c.StorageDir = filepath.Join(os.TempDir(), "kaudit-correlator")
 	}
-	if c.Retention <= 0 {
-		c.Retention = DefaultRetention
+	if c.DefaultDeadline <= 0 {
+		c.DefaultDeadline = DefaultDeadline
+	}
+	if c.Grace <= 0 {
+		c.Grace = DefaultGrace
+	}
+	if c.ExpectationsTopic == "" {
+		c.ExpectationsTopic = DefaultExpectTopic
+	}
+	if c.LearnerGroup == "" {
+		c.LearnerGroup = learner.DefaultGroup
 	}
 	if c.SweepInterval <= 0 {
 		c.SweepInterval = DefaultSweepInterval
@@ -150,13 +179,45 @@ func (c *Correlator) Table() goka.Table { return goka.GroupTable(goka.Group(c.cf
 
 // Graph is the correlator's processor graph.
 func (c *Correlator) Graph() *goka.GroupGraph {
-	return goka.DefineGroup(goka.Group(c.cfg.Group),
+	edges := []goka.Edge{
 		goka.Input(goka.Stream(c.cfg.EventsTopic), eventInputCodec{}, c.onEvent),
 		goka.Visitor(sweepVisitor, c.onSweep),
 		goka.Persist(TrailCodec{}),
+		goka.Lookup(goka.Table(c.cfg.ExpectationsTopic), ExpectationCodec{}),
 		goka.Output(goka.Stream(c.cfg.VerdictsTopic), codecs.VerdictCodec{}),
 		goka.Output(goka.Stream(c.cfg.DLQTopic), rawCodec{}),
-	)
+	}
+	if c.cfg.LearnWarmup > 0 {
+		edges = append(edges, goka.Lookup(learner.Table(c.cfg.LearnerGroup), learner.Codec{}))
+	}
+	return goka.DefineGroup(goka.Group(c.cfg.Group), edges...)
+}
+
+// policyFor returns what the correlator knows about topic now.
+func (c *Correlator) policyFor(ctx goka.Context, topic string) policy {
+	p := policy{deadline: c.cfg.DefaultDeadline, warmup: c.cfg.LearnWarmup}
+	var fromFile *Expectation
+	for _, e := range c.cfg.Expectations {
+		if e != nil && e.Topic == topic {
+			fromFile = e
+		}
+	}
+	fromTopic, _ := ctx.Lookup(goka.Table(c.cfg.ExpectationsTopic), topic).(*Expectation)
+	switch {
+	case fromTopic != nil:
+		p.declared = []*Expectation{fromTopic}
+	case fromFile != nil:
+		p.declared = []*Expectation{fromFile}
+	}
+	for _, e := range p.declared {
+		if e.Deadline > 0 {
+			p.deadline = time.Duration(e.Deadline)
+		}
+	}
+	if c.cfg.LearnWarmup > 0 {
+		p.learned, _ = ctx.Lookup(learner.Table(c.cfg.LearnerGroup), topic).(*learner.Learned)
+	}
+	return p
 }
 
 // onEvent folds one audit event into its trail.
@@ -178,7 +239,7 @@ func (c *Correlator) onEvent(ctx goka.Context, msg any) {
 	if t == nil {
 		t = new(Trail)
 	}
-	verdicts := t.Apply(e)
+	verdicts := t.Apply(e, c.policyFor(ctx, e.Topic))
 	ctx.SetValue(t)
 	c.events.Add(1)
 	c.emit(ctx, verdicts)
@@ -192,7 +253,7 @@ func (c *Correlator) onSweep(ctx goka.Context, meta any) {
 	if t == nil {
 		return
 	}
-	verdicts, done := t.Sweep(now, int64(c.cfg.Retention))
+	verdicts, done := t.Sweep(now, int64(c.cfg.Grace))
 	c.emit(ctx, verdicts)
 	if done {
 		ctx.Delete()
@@ -272,6 +333,9 @@ func (c *Correlator) EnsureTopics() error {
 		if err := tm.EnsureStreamExists(t, c.cfg.Partitions); err != nil {
 			return fmt.Errorf("correlator: ensure topic %s: %w", t, err)
 		}
+	}
+	if err := tm.EnsureTableExists(c.cfg.ExpectationsTopic, 1); err != nil {
+		return fmt.Errorf("correlator: ensure topic %s: %w", c.cfg.ExpectationsTopic, err)
 	}
 	return nil
 }

@@ -8,10 +8,13 @@ import (
 // its producer reported and, per consumer group, what its consumers reported.
 // It is the value of the correlator's group table.
 //
-// A trail is a small state machine. Apply folds one audit event into it and
-// returns the verdicts the event decided; Sweep is driven by a periodic visit
-// of every trail and decides what only the passing of time can decide (today:
-// forgetting finished trails).
+// A trail is a small state machine. Apply folds one audit event into it;
+// Sweep is run for every trail on a periodic visit with the current time.
+// Both then judge every group the message concerns and return a verdict for
+// each group whose judgement changed. A judgement is a pure function of the
+// facts and the time (see judge), so replaying the same events gives the
+// same verdicts, and a later fact (a late consume, an audit event that was
+// slow to arrive) corrects an earlier verdict with a higher Seq.
 type Trail struct {
 	CorrelationID string `json:"id"`
 	Topic         string `json:"topic"`
@@ -24,12 +27,21 @@ type Trail struct {
 	// Produce is what the producer reported at acknowledgement; nil until
 	// a produce event arrived.
 	Produce *ProduceFacts `json:"produce,omitempty"`
-	// ProduceEvents counts produce events (a second one is a duplicate
-	// write or a re-delivered audit event).
+	// ProduceEvents counts produce events; DupWrite is set when two
+	// successful produce events gave different positions (the message was
+	// written twice).
 	ProduceEvents uint32 `json:"produce_events,omitempty"`
+	DupWrite      bool   `json:"dup_write,omitempty"`
 
-	// Groups holds one entry per consumer group that consumed the message,
-	// in order of first consumption.
+	// Expected are the groups that must consume the message, fixed when
+	// its acknowledgement arrives; DeadlineNs is when they must have (for a
+	// trail without a produce event: when it is judged unaudited).
+	Expected   []ExpectedGroup `json:"expected,omitempty"`
+	DeadlineNs int64           `json:"deadline_ns"`
+
+	// Groups holds one entry per consumer group that consumed the message
+	// or was judged, in order of appearance. The group "" stands for the
+	// produce itself (PRODUCE_FAILED).
 	Groups []GroupFacts `json:"groups,omitempty"`
 }
 
@@ -59,12 +71,28 @@ type GroupFacts struct {
 	LastConsumeNs  int64  `json:"last_consume_ns"`
 	Count          uint32 `json:"count"`
 	Digest         uint64 `json:"digest,omitempty"`
+	// OtherOffset is set when the group consumed the message at a second
+	// position: it was written twice.
+	OtherOffset bool `json:"other_offset,omitempty"`
 
-	// Status is the status of the last verdict emitted for the group
-	// (StatusUnknown: none yet); Seq is its sequence number.
-	Status codecs.Status `json:"status,omitempty"`
-	Seq    uint64        `json:"seq,omitempty"`
+	// Status, Cause and Emitted describe the last verdict emitted for the
+	// group (Status zero: none yet); Seq is its sequence number.
+	Status  codecs.Status `json:"status,omitempty"`
+	Cause   string        `json:"cause,omitempty"`
+	Emitted uint32        `json:"emitted_count,omitempty"`
+	Seq     uint64        `json:"seq,omitempty"`
 }
+
+// Causes of verdicts.
+const (
+	CauseRedelivery    = "redelivery"     // the same position consumed again
+	CauseProducerRetry = "producer_retry" // the message was written twice
+	CauseNotConsumed   = "not_consumed"   // LOST: no consume by the deadline
+	CauseAfterDeadline = "after_deadline" // LATE: consumed after the deadline
+	CauseNoProduce     = "no_produce_event"
+	CauseDigest        = "digest_mismatch"
+	CauseProduceError  = "produce_error"
+)
 
 // group returns the facts of g, adding an empty entry if g is new.
 func (t *Trail) group(g string) *GroupFacts {
@@ -77,14 +105,24 @@ func (t *Trail) group(g string) *GroupFacts {
 	return &t.Groups[len(t.Groups)-1]
 }
 
+func (t *Trail) expectation(g string) (ExpectedGroup, bool) {
+	for _, e := range t.Expected {
+		if e.Group == g {
+			return e, true
+		}
+	}
+	return ExpectedGroup{}, false
+}
+
 // Apply folds one valid audit event into the trail and returns the verdicts
-// it decides, in order. The trail must belong to the event's correlation ID
-// (a zero Trail is a new one).
-func (t *Trail) Apply(e *codecs.Event) []codecs.Verdict {
+// it decides, in order. p is the policy of the event's topic. The trail
+// must belong to the event's correlation ID (a zero Trail is a new one).
+func (t *Trail) Apply(e *codecs.Event, p policy) []codecs.Verdict {
 	now := e.TimeNs()
 	if t.CorrelationID == "" {
 		t.CorrelationID = e.CorrelationID
 		t.FirstSeenNs = now
+		t.DeadlineNs = now + int64(p.deadline)
 	}
 	if t.Topic == "" {
 		t.Topic = e.Topic
@@ -92,25 +130,20 @@ func (t *Trail) Apply(e *codecs.Event) []codecs.Verdict {
 	if now > t.LastSeenNs {
 		t.LastSeenNs = now
 	}
-
 	switch e.Kind {
 	case codecs.KindProduce:
-		return t.applyProduce(e, now)
+		t.applyProduce(e, p)
 	case codecs.KindConsume:
-		return t.applyConsume(e, now)
+		if !t.applyConsume(e) {
+			return nil
+		}
 	}
-	return nil
+	return t.judgeAll(now)
 }
 
-func (t *Trail) applyProduce(e *codecs.Event, now int64) []codecs.Verdict {
+func (t *Trail) applyProduce(e *codecs.Event, p policy) {
 	t.ProduceEvents++
-	if t.Produce != nil {
-		// A repeated produce event: the audit record was written twice
-		// (at-least-once emitter) or the message was written twice.
-		// The first acknowledgement stays the reference.
-		return nil
-	}
-	t.Produce = &ProduceFacts{
+	facts := &ProduceFacts{
 		Partition:   e.Partition,
 		Offset:      e.Offset,
 		ClientID:    e.ClientID,
@@ -122,58 +155,116 @@ func (t *Trail) applyProduce(e *codecs.Event, now int64) []codecs.Verdict {
 		Digest:      e.Digest,
 		PayloadSize: e.PayloadSize,
 	}
-	// Consumers that were faster than the producer's acknowledgement are
-	// decided now.
-	var out []codecs.Verdict
-	for i := range t.Groups {
-		if v, ok := t.decide(&t.Groups[i], now); ok {
-			out = append(out, v)
-		}
+	switch {
+	case t.Produce == nil:
+		t.Produce = facts
+	case t.Produce.Error != "" && e.Error == "":
+		// The application retried a failed produce with the same record
+		// and this time it was written: the success is the reference.
+		t.Produce = facts
+	case e.Error == "" && (e.Partition != t.Produce.Partition || e.Offset != t.Produce.Offset):
+		// A second acknowledgement at another position: written twice.
+		t.DupWrite = true
+		return
+	default:
+		// A repeated audit event, or another failure: nothing new.
+		return
 	}
-	return out
+	if facts.Error != "" {
+		t.group("") // the produce itself is judged (PRODUCE_FAILED)
+		return
+	}
+	t.Expected = p.expectedAt(facts.AckNs)
+	t.DeadlineNs = facts.AckNs + int64(p.deadline)
 }
 
-func (t *Trail) applyConsume(e *codecs.Event, now int64) []codecs.Verdict {
+// applyConsume folds a consume event in; it reports false for a repeated
+// audit event (same group, position and time), which changes nothing.
+func (t *Trail) applyConsume(e *codecs.Event) bool {
 	g := t.group(e.Group)
+	if g.Count > 0 && (e.ConsumeNs == g.FirstConsumeNs || e.ConsumeNs == g.LastConsumeNs) &&
+		e.Partition == g.Partition && e.Offset == g.Offset {
+		return false
+	}
 	g.Count++
 	if g.Count == 1 || e.ConsumeNs < g.FirstConsumeNs {
+		if g.Count > 1 && (e.Partition != g.Partition || e.Offset != g.Offset) {
+			g.OtherOffset = true
+		}
 		g.FirstConsumeNs = e.ConsumeNs
 		g.ClientID = e.ClientID
 		g.Host = e.Host
 		g.Partition = e.Partition
 		g.Offset = e.Offset
 		g.Digest = e.Digest
+	} else if e.Partition != g.Partition || e.Offset != g.Offset {
+		g.OtherOffset = true
 	}
 	if e.ConsumeNs > g.LastConsumeNs {
 		g.LastConsumeNs = e.ConsumeNs
 	}
-	v, ok := t.decide(g, now)
-	if !ok {
-		return nil
-	}
-	return []codecs.Verdict{v}
+	return true
 }
 
-// decide returns the verdict for group g if the facts now call for one that
-// differs from the last one emitted.
-func (t *Trail) decide(g *GroupFacts, now int64) (codecs.Verdict, bool) {
-	if t.Produce == nil || g.Count == 0 {
-		// Waiting for the other half of the trail.
-		return codecs.Verdict{}, false
+// judge returns the verdict the facts call for in group g at time now, or
+// StatusUnknown while the facts do not decide yet.
+func (t *Trail) judge(g *GroupFacts, now int64) (codecs.Status, string) {
+	p := t.Produce
+	if g.Group == "" {
+		if p != nil && p.Error != "" {
+			return codecs.StatusProduceFailed, CauseProduceError
+		}
+		return codecs.StatusUnknown, ""
 	}
-	if t.Produce.Error != "" {
-		// A failed produce that was consumed anyway is a duplicate
-		// write the client was not told about; judged with the
-		// verdicts that need expectations and deadlines.
-		return codecs.Verdict{}, false
+	_, expected := t.expectation(g.Group)
+	if p == nil {
+		if g.Count > 0 && now >= t.DeadlineNs {
+			return codecs.StatusUnauditedProducer, CauseNoProduce
+		}
+		return codecs.StatusUnknown, ""
 	}
-	status := codecs.StatusDelivered
-	if g.Status == status && g.Count == 1 {
-		return codecs.Verdict{}, false
+	if g.Count == 0 {
+		if expected && p.Error == "" && now >= t.DeadlineNs {
+			return codecs.StatusLost, CauseNotConsumed
+		}
+		return codecs.StatusUnknown, ""
 	}
-	g.Status = status
-	g.Seq++
-	return t.verdict(g, now), true
+	switch {
+	case p.Digest != 0 && g.Digest != 0 && p.Digest != g.Digest:
+		return codecs.StatusCorrupted, CauseDigest
+	case expected && p.Error == "" && g.FirstConsumeNs > t.DeadlineNs:
+		return codecs.StatusLate, CauseAfterDeadline
+	case g.OtherOffset || t.DupWrite:
+		return codecs.StatusDuplicate, CauseProducerRetry
+	case g.Count > 1:
+		return codecs.StatusDuplicate, CauseRedelivery
+	}
+	return codecs.StatusDelivered, ""
+}
+
+// judgeAll judges the expected groups and every group with facts, and
+// returns a verdict for each whose judgement (or consume count) changed.
+func (t *Trail) judgeAll(now int64) []codecs.Verdict {
+	for _, e := range t.Expected {
+		if now >= t.DeadlineNs {
+			t.group(e.Group) // make room to record a LOST verdict
+		}
+	}
+	var out []codecs.Verdict
+	for i := range t.Groups {
+		g := &t.Groups[i]
+		status, cause := t.judge(g, now)
+		if status == codecs.StatusUnknown {
+			continue
+		}
+		if status == g.Status && cause == g.Cause && g.Count == g.Emitted {
+			continue
+		}
+		g.Status, g.Cause, g.Emitted = status, cause, g.Count
+		g.Seq = max(g.Seq+1, uint64(max(now, 0)))
+		out = append(out, t.verdict(g, now))
+	}
+	return out
 }
 
 // verdict renders the current facts of group g as a verdict.
@@ -184,6 +275,7 @@ func (t *Trail) verdict(g *GroupFacts, now int64) codecs.Verdict {
 		Topic:            t.Topic,
 		Group:            g.Group,
 		Status:           g.Status,
+		Cause:            g.Cause,
 		Seq:              g.Seq,
 		ConsumerClient:   g.ClientID,
 		ConsumerHost:     g.Host,
@@ -197,6 +289,9 @@ func (t *Trail) verdict(g *GroupFacts, now int64) codecs.Verdict {
 		FirstSeenNs:      t.FirstSeenNs,
 		DecidedNs:        now,
 	}
+	if e, ok := t.expectation(g.Group); ok {
+		v.Expected, v.Learned, v.DeadlineNs = true, e.Learned, t.DeadlineNs
+	}
 	if p := t.Produce; p != nil {
 		v.Partition = p.Partition
 		v.Offset = p.Offset
@@ -207,7 +302,9 @@ func (t *Trail) verdict(g *GroupFacts, now int64) codecs.Verdict {
 		v.ProduceError = p.Error
 		v.PayloadSize = p.PayloadSize
 		v.AckLatencyUs = latencyUs(p.SendNs, p.AckNs)
-		v.E2ELatencyUs = latencyUs(p.SendNs, g.FirstConsumeNs)
+		if g.Count > 0 {
+			v.E2ELatencyUs = latencyUs(p.SendNs, g.FirstConsumeNs)
+		}
 	}
 	return v
 }
@@ -220,10 +317,12 @@ func latencyUs(from, to int64) int64 {
 	return (to - from) / 1000
 }
 
-// Sweep is called for every trail on each periodic visit with the current
-// time. It returns the verdicts that time decided and whether the trail is
-// finished and can be deleted: a trail is forgotten once nothing happened to
-// it for the retention period (late duplicates within it are still caught).
-func (t *Trail) Sweep(nowNs int64, retentionNs int64) (verdicts []codecs.Verdict, done bool) {
-	return nil, nowNs-t.LastSeenNs > retentionNs
+// Sweep judges the trail at time nowNs (deadlines that passed decide LOST
+// and UNAUDITED_PRODUCER verdicts) and reports whether the trail is done:
+// its deadline passed more than grace ago. Until then late consumes and
+// duplicates are still caught; after it the trail is deleted, so the table
+// holds only messages younger than deadline + grace.
+func (t *Trail) Sweep(nowNs int64, graceNs int64) (verdicts []codecs.Verdict, done bool) {
+	verdicts = t.judgeAll(nowNs)
+	return verdicts, nowNs >= t.DeadlineNs+graceNs
 }
