@@ -28,8 +28,10 @@ import (
 )
 
 func testLogger(t testing.TB) *slog.Logger {
-	if testing.Verbose() {
-		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	if lvl := os.Getenv("KAUDIT_TEST_LOG"); lvl != "" {
+		var l slog.Level
+		_ = l.UnmarshalText([]byte(lvl))
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
 	}
 	return slog.New(slog.DiscardHandler)
 }

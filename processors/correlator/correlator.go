@@ -377,18 +377,21 @@ func (c *Correlator) RunProcessor(ctx context.Context, proc *goka.Processor) err
 		c.sweepLoop(ctx, proc)
 	}()
 	err := proc.Run(ctx)
+	stopped := ctx.Err() != nil
 	cancel()
 	<-sweeps
-	if err != nil && !errors.Is(err, context.Canceled) {
+	if err != nil && !stopped && !errors.Is(err, context.Canceled) {
 		return fmt.Errorf("correlator: %w", err)
 	}
 	return nil
 }
 
 func (c *Correlator) sweepLoop(ctx context.Context, proc *goka.Processor) {
+	began := time.Now()
 	if err := proc.WaitForReadyContext(ctx); err != nil {
 		return
 	}
+	c.log.Info("correlator ready", "took", time.Since(began).Round(time.Millisecond))
 	tick := time.NewTicker(c.cfg.SweepInterval)
 	defer tick.Stop()
 	for {

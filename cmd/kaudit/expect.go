@@ -1,0 +1,118 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/kaudit/kaudit/internal/cli"
+	"github.com/kaudit/kaudit/processors/correlator"
+)
+
+type expectCmd struct {
+	Set    expectSetCmd    `cmd:"" help:"Declare the consumer groups that must consume every message of a topic, and the deadline."`
+	List   expectListCmd   `cmd:"" help:"List the declared expectations."`
+	Delete expectDeleteCmd `cmd:"" help:"Remove the expectation of a topic."`
+}
+
+type expectFlags struct {
+	cli.Kafka         `embed:""`
+	ExpectationsTopic string        `help:"Compacted topic of declared expectations." env:"KAUDIT_EXPECTATIONS_TOPIC" default:"kaudit.expectations"`
+	Timeout           time.Duration `help:"Give up after this long." default:"30s"`
+}
+
+func (f *expectFlags) store() (*correlator.ExpectationStore, context.Context, context.CancelFunc, error) {
+	opts, err := f.KgoOpts()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	s, err := correlator.NewExpectationStore(f.ExpectationsTopic, opts...)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), f.Timeout)
+	return s, ctx, cancel, nil
+}
+
+type expectSetCmd struct {
+	expectFlags `embed:""`
+
+	Topic    string        `arg:"" help:"The audited topic."`
+	Groups   []string      `arg:"" help:"Consumer groups that must consume every message (comma separated)." sep:","`
+	Deadline time.Duration `help:"Deadline after the acknowledgement (0: the correlator's default)." default:"0s"`
+}
+
+func (c *expectSetCmd) Run() error {
+	s, ctx, cancel, err := c.store()
+	if err != nil {
+		return err
+	}
+	defer cancel()
+	defer s.Close()
+	e := &correlator.Expectation{Topic: c.Topic, Groups: c.Groups, Deadline: correlator.Duration(c.Deadline), SinceNs: time.Now().UnixNano()}
+	if err := s.Set(ctx, e); err != nil {
+		return err
+	}
+	fmt.Printf("%s: expected groups %s, deadline %s (for messages acknowledged from now on)\n", c.Topic, strings.Join(c.Groups, ","), deadlineText(e.Deadline))
+	return nil
+}
+
+type expectListCmd struct {
+	expectFlags `embed:""`
+}
+
+func (c *expectListCmd) Run() error {
+	s, ctx, cancel, err := c.store()
+	if err != nil {
+		return err
+	}
+	defer cancel()
+	defer s.Close()
+	all, err := s.List(ctx)
+	if err != nil {
+		return err
+	}
+	topics := make([]string, 0, len(all))
+	for t := range all {
+		topics = append(topics, t)
+	}
+	slices.Sort(topics)
+	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "TOPIC\tGROUPS\tDEADLINE\tSINCE")
+	for _, t := range topics {
+		e := all[t]
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", t, strings.Join(e.Groups, ","), deadlineText(e.Deadline), time.Unix(0, e.SinceNs).UTC().Format(time.RFC3339))
+	}
+	return w.Flush()
+}
+
+type expectDeleteCmd struct {
+	expectFlags `embed:""`
+
+	Topic string `arg:"" help:"The audited topic."`
+}
+
+func (c *expectDeleteCmd) Run() error {
+	s, ctx, cancel, err := c.store()
+	if err != nil {
+		return err
+	}
+	defer cancel()
+	defer s.Close()
+	if err := s.Delete(ctx, c.Topic); err != nil {
+		return err
+	}
+	fmt.Printf("%s: expectation removed\n", c.Topic)
+	return nil
+}
+
+func deadlineText(d correlator.Duration) string {
+	if d == 0 {
+		return "default"
+	}
+	return time.Duration(d).String()
+}
