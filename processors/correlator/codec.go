@@ -1,13 +1,12 @@
 package correlator
 
 import (
-	"encoding/json"
 	"fmt"
 
 	"github.com/kaudit/kaudit/codecs"
 )
 
-// TrailCodec encodes trails in the group table.
+// TrailCodec encodes trails in the group table (AppendTrail).
 type TrailCodec struct{}
 
 // Encode implements goka.Codec.
@@ -16,13 +15,13 @@ func (TrailCodec) Encode(value any) ([]byte, error) {
 	if !ok {
 		return nil, fmt.Errorf("correlator: trail codec cannot encode %T", value)
 	}
-	return json.Marshal(t)
+	return AppendTrail(make([]byte, 0, 256), t), nil
 }
 
 // Decode implements goka.Codec.
 func (TrailCodec) Decode(data []byte) (any, error) {
 	t := new(Trail)
-	if err := json.Unmarshal(data, t); err != nil {
+	if err := UnmarshalTrail(data, t); err != nil {
 		return nil, fmt.Errorf("correlator: decode trail: %w", err)
 	}
 	return t, nil
