@@ -14,8 +14,8 @@ func sampleTrail() *Trail {
 		Produce: &ProduceFacts{Partition: 2, Offset: 1 << 40, ClientID: "p", Host: "h", SendNs: 1, AckNs: -2,
 			RecordTsNs: 3, Error: "boom", Digest: ^uint64(0), PayloadSize: 1 << 20},
 		ProduceEvents: 2, DupWrite: true,
-		Expected:      []ExpectedGroup{{Group: "a"}, {Group: "b", Learned: true}},
-		DeadlineNs:    1_700_000_060_000_000_000,
+		Expected:   []ExpectedGroup{{Group: "a"}, {Group: "b", Learned: true}},
+		DeadlineNs: 1_700_000_060_000_000_000,
 		Groups: []GroupFacts{
 			{Group: ""},
 			{Group: "a", ClientID: "a-1", Host: "h2", Partition: -1, Offset: 41, FirstConsumeNs: 5, LastConsumeNs: 6,
