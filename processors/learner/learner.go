@@ -15,6 +15,8 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -94,13 +96,12 @@ func (sightingCodec) Encode(v any) ([]byte, error) {
 }
 
 func (sightingCodec) Decode(b []byte) (any, error) {
-	s := new(sighting)
-	var n int
-	if _, err := fmt.Sscanf(string(b), "%d %n", &s.AtNs, &n); err != nil {
+	at, group, ok := strings.Cut(string(b), " ")
+	ns, err := strconv.ParseInt(at, 10, 64)
+	if !ok || err != nil {
 		return (*sighting)(nil), nil
 	}
-	s.Group = string(b[n:])
-	return s, nil
+	return &sighting{Group: group, AtNs: ns}, nil
 }
 
 // Graph is the learner's processor graph.
