@@ -25,6 +25,7 @@ import (
 	"github.com/kaudit/kaudit/internal/pipeline"
 	"github.com/kaudit/kaudit/internal/traffic"
 	"github.com/kaudit/kaudit/migrations"
+	"github.com/kaudit/kaudit/processors/correlator"
 	"github.com/kaudit/kaudit/report"
 )
 
@@ -50,11 +51,16 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-// Demo groups: one keeps up, the other polls once a second.
+// Demo groups: billing keeps up, analytics polls once a second, and
+// archiver dies a while into the run, so its messages are LOST.
 var groups = []traffic.Group{
 	{Name: "billing"},
 	{Name: "analytics", PollEvery: time.Second},
+	{Name: "archiver"},
 }
+
+// demoDeadline is the deadline of the demo topic's expectation.
+const demoDeadline = 10 * time.Second
 
 // Run runs the demo until cfg.Duration passes or ctx ends, then drains,
 // shuts everything down and prints the summary.
@@ -109,8 +115,11 @@ func Run(ctx context.Context, cfg Config) error {
 		ClickHouse:    conn,
 		Database:      chcfg.Database,
 		StorageDir:    filepath.Join(cfg.StateDir, "correlator"),
-		SweepInterval: 10 * time.Second,
+		SweepInterval: 2 * time.Second,
 		Grace:         2 * time.Minute,
+		Expectations: []*correlator.Expectation{{
+			Topic: cfg.Topic, Groups: []string{"billing", "analytics", "archiver"}, Deadline: correlator.Duration(demoDeadline),
+		}},
 		FlushInterval: 500 * time.Millisecond,
 		Logger:        log,
 	})
@@ -126,13 +135,20 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
+	archiverLife := 10 * time.Second
+	if cfg.Duration > 0 {
+		archiverLife = cfg.Duration / 3
+	}
+	demoGroups := append([]traffic.Group(nil), groups...)
+	demoGroups[2].StopAfter = archiverLife
 	tr, err := traffic.New(traffic.Config{
-		Brokers: brokers, Emitter: em, Topic: cfg.Topic, Rate: cfg.Rate, Groups: groups, Logger: log,
+		Brokers: brokers, Emitter: em, Topic: cfg.Topic, Rate: cfg.Rate, Groups: demoGroups, Logger: log,
 	})
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "traffic:    %d msg/s to %s; consumer groups billing (fast) and analytics (polls every 1s)\n", cfg.Rate, cfg.Topic)
+	fmt.Fprintf(out, "traffic:    %d msg/s to %s; consumer groups billing (fast), analytics (polls every 1s) and archiver (dies after %s)\n", cfg.Rate, cfg.Topic, archiverLife)
+	fmt.Fprintf(out, "expected:   all three groups must consume every message within %s of its ack\n", demoDeadline)
 	if cfg.Duration > 0 {
 		fmt.Fprintf(out, "running for %s (Ctrl-C stops earlier)\n\n", cfg.Duration)
 	} else {
@@ -144,7 +160,7 @@ func Run(ctx context.Context, cfg Config) error {
 	back.Go(func() error { return p.Run(backCtx) })
 	consCtx, stopCons := context.WithCancel(backCtx)
 	cons, consCtx := errgroup.WithContext(consCtx)
-	for _, g := range groups {
+	for _, g := range demoGroups {
 		cons.Go(func() error { return tr.Consume(consCtx, g) })
 	}
 	prodCtx, stopProd := context.WithCancel(ctx)
@@ -176,10 +192,12 @@ wait:
 		log.Warn("demo producer", "err", prodErr)
 	}
 
-	// Drain: let consumers, correlator and sink catch up, briefly.
-	fmt.Fprintf(out, "\nstopping traffic; draining (up to 20s)...\n")
-	drainUntil := time.Now().Add(20 * time.Second)
-	for time.Now().Before(drainUntil) && backCtx.Err() == nil && !prog.drained() {
+	// Drain: let consumers, correlator and sink catch up, and the last
+	// messages' deadlines pass so their LOST verdicts are decided.
+	deadlinesDone := time.Now().Add(demoDeadline + 3*time.Second)
+	fmt.Fprintf(out, "\nstopping traffic; draining until the last deadlines pass (%s)...\n", time.Until(deadlinesDone).Round(time.Second))
+	drainUntil := deadlinesDone.Add(15 * time.Second)
+	for time.Now().Before(drainUntil) && backCtx.Err() == nil && (time.Now().Before(deadlinesDone) || !prog.drained()) {
 		time.Sleep(500 * time.Millisecond)
 	}
 	prog.print()

@@ -32,17 +32,17 @@ func (g *progress) print() {
 	ss := g.p.Sink.Stats()
 	rate := float64(cs.Events-g.lastEvents) / now.Sub(g.lastAt).Seconds()
 	g.lastAt, g.lastEvents = now, cs.Events
-	fmt.Fprintf(g.out, "[%5.0fs] produced %6d | consumed billing %6d analytics %6d | correlator %7.0f events/s, %6d verdicts | ClickHouse: %6d verdicts %6d events written | audit dropped %d\n",
-		now.Sub(g.start).Seconds(), g.tr.Produced(), g.tr.Consumed("billing"), g.tr.Consumed("analytics"),
+	fmt.Fprintf(g.out, "[%4.0fs] produced %6d | consumed billing %6d analytics %6d archiver %6d | correlator %6.0f events/s, %6d verdicts | ClickHouse: %6d verdicts %6d events | audit dropped %d\n",
+		now.Sub(g.start).Seconds(), g.tr.Produced(), g.tr.Consumed("billing"), g.tr.Consumed("analytics"), g.tr.Consumed("archiver"),
 		rate, cs.Verdicts, ss.Verdicts, ss.Events, g.em.Stats().Dropped)
 }
 
-// drained reports whether everything produced was consumed by both groups
-// and every verdict was written.
+// drained reports whether the live groups consumed everything produced and
+// every verdict the correlator emitted was written.
 func (g *progress) drained() bool {
 	n := g.tr.Produced()
-	for _, grp := range groups {
-		if g.tr.Consumed(grp.Name) < n {
+	for _, grp := range []string{"billing", "analytics"} {
+		if g.tr.Consumed(grp) < n {
 			return false
 		}
 	}

@@ -29,6 +29,9 @@ type Group struct {
 	// PollEvery makes a slow consumer: it polls at most this often, so its
 	// records wait longer (0: as fast as records come).
 	PollEvery time.Duration
+	// StopAfter makes a consumer that dies: it stops consuming after this
+	// long (0: never).
+	StopAfter time.Duration
 }
 
 // Config configures Run.
@@ -170,6 +173,11 @@ func (t *Traffic) Consume(ctx context.Context, g Group) error {
 	}
 	defer cl.Close()
 	count := t.consumed[g.Name]
+	if g.StopAfter > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, g.StopAfter)
+		defer cancel()
+	}
 	for ctx.Err() == nil {
 		fs := cl.PollFetches(ctx)
 		fs.EachError(func(topic string, p int32, err error) {
