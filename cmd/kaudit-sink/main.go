@@ -18,8 +18,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/alecthomas/kong"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/sethvargo/go-retry"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/kaudit/kaudit/internal/chclient"
@@ -113,12 +115,24 @@ func run(cfg config) error {
 }
 
 func openClickHouse(ctx context.Context, cfg chclient.Config, migrate bool, log *slog.Logger) (sinks.Sink, error) {
-	if migrate {
-		if err := migrations.Up(ctx, cfg, log); err != nil {
-			return nil, err
+	// ClickHouse may come up after the sink: wait for it, with backoff.
+	var conn driver.Conn
+	backoff := retry.WithCappedDuration(30*time.Second, retry.NewExponential(500*time.Millisecond))
+	err := retry.Do(ctx, backoff, func(ctx context.Context) error {
+		if migrate {
+			if err := migrations.Up(ctx, cfg, log); err != nil {
+				log.Warn("clickhouse not ready; retrying", "addr", cfg.Addr, "err", err)
+				return retry.RetryableError(err)
+			}
 		}
-	}
-	conn, err := chclient.Open(ctx, cfg)
+		c, err := chclient.Open(ctx, cfg)
+		if err != nil {
+			log.Warn("clickhouse not ready; retrying", "addr", cfg.Addr, "err", err)
+			return retry.RetryableError(err)
+		}
+		conn = c
+		return nil
+	})
 	if err != nil {
 		return nil, fmt.Errorf("clickhouse: %w", err)
 	}
