@@ -35,6 +35,8 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzUnmarshalEvent -fuzztime=30s ./codecs/
 	$(GO) test -run='^$$' -fuzz=FuzzUnmarshalVerdict -fuzztime=30s ./codecs/
 	$(GO) test -run='^$$' -fuzz=FuzzDecodeEvent -fuzztime=30s ./codecs/
+	$(GO) test -run='^$$' -fuzz=FuzzParseBlogRecord -fuzztime=30s ./codecs/
+	$(GO) test -run='^$$' -fuzz=FuzzUnmarshalTrail -fuzztime=30s ./processors/correlator/
 
 clean:
 	rm -rf bin .kaudit

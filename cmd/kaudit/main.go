@@ -19,6 +19,7 @@ type app struct {
 	Migrate migrateCmd `cmd:"" help:"Apply the ClickHouse migrations (idempotent)."`
 	Traffic trafficCmd `cmd:"" help:"Send audited demo traffic to a Kafka cluster: a producer and consumer groups."`
 	Trail   trailCmd   `cmd:"" help:"Print the audit trail of one message from ClickHouse."`
+	Ingest  ingestCmd  `cmd:"" help:"Re-emit a foreign audit topic (the source blog's JSON) as kaudit events."`
 	Expect  expectCmd  `cmd:"" help:"Manage the expected consumer groups of topics (kaudit.expectations)."`
 }
 

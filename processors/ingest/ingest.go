@@ -37,6 +37,7 @@ import (
 	"time"
 
 	"github.com/sethvargo/go-retry"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kaudit/kaudit/codecs"
@@ -325,6 +326,10 @@ func (in *Ingester) write(ctx context.Context, dst *kgo.Client, recs []*kgo.Reco
 			return ctx.Err()
 		}
 		in.retries.Add(1)
+		if errors.Is(firstErr, kerr.UnknownTopicOrPartition) {
+			in.log.Warn("ingest: the events or dead-letter topic does not exist; the correlator creates them (kaudit-correlator, or EnsureTopics): start it first",
+				"events_topic", in.cfg.EventsTopic, "dlq_topic", in.cfg.DLQTopic)
+		}
 		in.log.Warn("ingest: writing events failed; retrying", "failed", len(failed), "of", len(recs), "err", firstErr)
 		return retry.RetryableError(fmt.Errorf("ingest: write %d records: %w", len(failed), firstErr))
 	})

@@ -1,0 +1,64 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+	_ "time/tzdata" // --blog-timezone works without the system's zoneinfo
+
+	"github.com/kaudit/kaudit/internal/cli"
+	"github.com/kaudit/kaudit/processors/ingest"
+)
+
+type ingestCmd struct {
+	cli.Kafka `embed:""`
+	cli.Log   `embed:""`
+
+	From         string        `help:"Foreign audit topic to read (the blog interceptors' audit.topic)." env:"KAUDIT_INGEST_FROM" required:""`
+	Format       string        `help:"Format of its records: blog-json (the source blog's JSON) or kaudit (kaudit events, binary or JSON)." env:"KAUDIT_INGEST_FORMAT" default:"blog-json" enum:"blog-json,kaudit"`
+	Group        string        `help:"Consumer group of the ingest; offsets are committed once the events are written. A new group starts at the oldest record." env:"KAUDIT_INGEST_GROUP" default:"kaudit-ingest"`
+	BlogTimezone string        `help:"Time zone of blog-json timestamps (the writers' local time, e.g. Europe/Berlin). Their resolution is 1s." env:"KAUDIT_BLOG_TIMEZONE" default:"UTC"`
+	AuditBrokers []string      `help:"Bootstrap servers of the kaudit cluster (default: --brokers)." env:"KAUDIT_AUDIT_BROKERS" sep:","`
+	AuditTopic   string        `help:"Audit events topic to write." env:"KAUDIT_EVENTS_TOPIC" default:"kaudit.events"`
+	DLQTopic     string        `name:"dlq-topic" help:"Dead-letter topic for records that cannot be decoded." env:"KAUDIT_DLQ_TOPIC" default:"kaudit.dlq"`
+	Duration     time.Duration `help:"Stop after this long (0: until interrupted)." env:"DURATION"`
+}
+
+func (c *ingestCmd) Run() error {
+	log := c.Logger(os.Stderr)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if c.Duration > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.Duration)
+		defer cancel()
+	}
+	loc, err := time.LoadLocation(c.BlogTimezone)
+	if err != nil {
+		return fmt.Errorf("--blog-timezone: %w", err)
+	}
+	opts, err := c.ClientOpts()
+	if err != nil {
+		return err
+	}
+	in, err := ingest.New(ingest.Config{
+		Brokers:         c.Brokers,
+		ClientOpts:      opts,
+		Topic:           c.From,
+		Group:           c.Group,
+		Format:          c.Format,
+		Location:        loc,
+		AuditBrokers:    c.AuditBrokers,
+		AuditClientOpts: opts,
+		EventsTopic:     c.AuditTopic,
+		DLQTopic:        c.DLQTopic,
+		Logger:          log,
+	})
+	if err != nil {
+		return err
+	}
+	return in.Run(ctx)
+}
