@@ -10,6 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kaudit/kaudit/codecs"
+	"github.com/kaudit/kaudit/internal/corrid"
 )
 
 // Source is the Event.Source of every event these hooks write.
@@ -137,7 +138,7 @@ type stateKey struct{}
 type produceState struct {
 	context.Context
 	ev codecs.Event
-	id [idLen]byte // generated correlation ID; the header value points here
+	id [corrid.Len]byte // generated correlation ID; the header value points here
 }
 
 func (s *produceState) Value(key any) any {
@@ -183,7 +184,7 @@ func (h *Hooks) OnProduceRecordBuffered(r *kgo.Record) {
 	if i >= 0 && len(r.Headers[i].Value) > 0 {
 		s.ev.CorrelationID = string(r.Headers[i].Value)
 	} else {
-		newID(&s.id)
+		corrid.New(&s.id)
 		s.ev.CorrelationID = string(s.id[:])
 		if i >= 0 {
 			r.Headers[i].Value = s.id[:]
