@@ -45,6 +45,9 @@ type Options struct {
 	StartTimeout time.Duration
 	// StopTimeout bounds the graceful shutdown before Stop kills the server.
 	StopTimeout time.Duration
+	// TCPPort and HTTPPort fix the ports on 127.0.0.1 (to restart a server
+	// where its clients expect it); zero picks free ports.
+	TCPPort, HTTPPort int
 }
 
 // Server is a running ClickHouse server process (or, from External, a
@@ -132,6 +135,13 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 			cleanupDir(dir, removeDir)
 			return nil, err
 		}
+		fixed := opts.TCPPort != 0 || opts.HTTPPort != 0
+		if opts.TCPPort != 0 {
+			ports[0] = opts.TCPPort
+		}
+		if opts.HTTPPort != 0 {
+			ports[1] = opts.HTTPPort
+		}
 		s := &Server{
 			addr:        net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[0])),
 			httpAddr:    net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[1])),
@@ -151,7 +161,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 				"version", s.version, "dir", dir, "binary", bin, "took", time.Since(began).Round(time.Millisecond))
 			return s, nil
 		}
-		if errors.Is(err, errAddrInUse) && attempt < attempts {
+		if errors.Is(err, errAddrInUse) && attempt < attempts && !fixed {
 			log.Warn("clickhouse server could not bind its ports; retrying with others", "err", err)
 			continue
 		}
