@@ -8,8 +8,6 @@ package main
 
 import (
 	"context"
-	"errors"
-	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
@@ -108,9 +106,7 @@ func run(cfg config) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(c.Collector())
 	g, ctx := errgroup.WithContext(ctx)
-	if srv := cfg.Server(reg); srv != nil {
-		g.Go(func() error { return serve(ctx, srv) })
-	}
+	g.Go(func() error { return cfg.Serve(ctx, reg) })
 	log.Info("kaudit-correlator starting", "brokers", cfg.Brokers, "events", cfg.EventsTopic, "verdicts", cfg.VerdictsTopic)
 	g.Go(func() error { return c.Run(ctx) })
 	if warmup > 0 {
@@ -123,18 +119,4 @@ func run(cfg config) error {
 	err = g.Wait()
 	log.Info("kaudit-correlator stopped", "stats", c.Stats())
 	return err
-}
-
-// serve runs srv until ctx ends.
-func serve(ctx context.Context, srv *http.Server) error {
-	go func() {
-		<-ctx.Done()
-		shut, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(shut)
-	}()
-	if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
 }

@@ -9,10 +9,8 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
@@ -104,9 +102,7 @@ func run(cfg config) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(r.Collector())
 	g, ctx := errgroup.WithContext(ctx)
-	if srv := cfg.Server(reg); srv != nil {
-		g.Go(func() error { return serve(ctx, srv) })
-	}
+	g.Go(func() error { return cfg.Serve(ctx, reg) })
 	log.Info("kaudit-sink starting", "sink", cfg.Sink, "group", group, "brokers", cfg.Brokers)
 	g.Go(func() error { return r.Run(ctx) })
 	err = g.Wait()
@@ -138,18 +134,4 @@ func openClickHouse(ctx context.Context, cfg chclient.Config, migrate bool, log 
 	}
 	log.Info("connected to clickhouse", "addr", cfg.Addr, "database", cfg.Database)
 	return chsink.New(conn, chsink.Config{Database: cfg.Database, Logger: log, OwnsConn: true}), nil
-}
-
-// serve runs srv until ctx ends.
-func serve(ctx context.Context, srv *http.Server) error {
-	go func() {
-		<-ctx.Done()
-		shut, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(shut)
-	}()
-	if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
 }
