@@ -38,5 +38,6 @@ func ExampleUp() {
 	// Output:
 	// 1 000001_create_events.sql applied
 	// 2 000002_create_deliveries.sql applied
+	// 3 000003_create_deliveries_1m.sql applied
 	// 10 000010_deliveries_expectations.sql applied
 }

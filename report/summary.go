@@ -1,18 +1,3 @@
-// Package report reads kaudit's results back from ClickHouse: a per topic
-// and consumer group summary of deliveries and latencies, the trail of one
-// message (its raw audit events and its verdicts), and verdict counts by
-// status. All reads of deliveries use FINAL, so they see each message's
-// latest verdict; values reach the SQL only as bound parameters.
-//
-//	rows, err := report.Summary(ctx, conn, "kaudit", time.Now().Add(-time.Hour))
-//	if err != nil {
-//		return err
-//	}
-//	report.FormatSummary(os.Stdout, rows)
-//
-//	trail, err := report.Trail(ctx, conn, "kaudit", correlationID)
-//	if errors.Is(err, report.ErrNotFound) { ... }
-//	report.FormatTrail(os.Stdout, trail)
 package report
 
 import (

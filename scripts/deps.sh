@@ -2,7 +2,8 @@
 # Installs what kaudit's tests and demo need from Debian's packages, if missing:
 # clickhouse-server (the real ClickHouse of the tests and the demo),
 # docker-compose (to validate docker-compose.yml), kcat, librdkafka-dev and
-# python3-confluent-kafka (real-client tests).
+# python3-confluent-kafka (real-client tests), chromium (the headless
+# browser that drives the web dashboard in e2e/web_test.go).
 set -euo pipefail
 
 need=()
@@ -12,6 +13,7 @@ command -v kcat >/dev/null 2>&1 || need+=(kcat)
 [ -e /usr/include/librdkafka/rdkafka.h ] || need+=(librdkafka-dev)
 /usr/bin/python3 -c 'import confluent_kafka' >/dev/null 2>&1 || need+=(python3-confluent-kafka)
 command -v gcc >/dev/null 2>&1 || need+=(gcc)
+command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || need+=(chromium)
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0

@@ -5,6 +5,9 @@
 //	kaudit demo --duration 30s
 //	kaudit migrate --clickhouse-addr clickhouse:9000
 //	kaudit trail 6f1c0e0a-...
+//	kaudit report --since 1h
+//	kaudit web --addr 127.0.0.1:8080
+//	kaudit retention --keep 30d
 package main
 
 import (
@@ -14,13 +17,16 @@ import (
 )
 
 type app struct {
-	Demo    demoCmd    `cmd:"" help:"Run the whole pipeline on an embedded broker and a local ClickHouse, with demo traffic."`
-	Broker  brokerCmd  `cmd:"" help:"Run the embedded development broker (kfake) until interrupted."`
-	Migrate migrateCmd `cmd:"" help:"Apply the ClickHouse migrations (idempotent)."`
-	Traffic trafficCmd `cmd:"" help:"Send audited demo traffic to a Kafka cluster: a producer and consumer groups."`
-	Trail   trailCmd   `cmd:"" help:"Print the audit trail of one message from ClickHouse."`
-	Ingest  ingestCmd  `cmd:"" help:"Re-emit a foreign audit topic (the source blog's JSON) as kaudit events."`
-	Expect  expectCmd  `cmd:"" help:"Manage the expected consumer groups of topics (kaudit.expectations)."`
+	Demo      demoCmd      `cmd:"" help:"Run the whole pipeline on an embedded broker and a local ClickHouse, with demo traffic."`
+	Broker    brokerCmd    `cmd:"" help:"Run the embedded development broker (kfake) until interrupted."`
+	Migrate   migrateCmd   `cmd:"" help:"Apply the ClickHouse migrations (idempotent)."`
+	Traffic   trafficCmd   `cmd:"" help:"Send audited demo traffic to a Kafka cluster: a producer and consumer groups."`
+	Trail     trailCmd     `cmd:"" help:"Print the audit trail of one message from ClickHouse."`
+	Report    reportCmd    `cmd:"" help:"Print deliveries per topic and consumer group: expected, delivered, lost, late, duplicate, corrupted, completeness, latencies."`
+	Web       webCmd       `cmd:"" help:"Serve the web dashboard (overview, charts, anomalies, trails) and keep the rollups current."`
+	Retention retentionCmd `cmd:"" help:"Drop ClickHouse day partitions older than --keep."`
+	Ingest    ingestCmd    `cmd:"" help:"Re-emit a foreign audit topic (the source blog's JSON) as kaudit events."`
+	Expect    expectCmd    `cmd:"" help:"Manage the expected consumer groups of topics (kaudit.expectations)."`
 }
 
 func main() {

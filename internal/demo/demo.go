@@ -6,11 +6,13 @@
 package demo
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"time"
@@ -27,6 +29,7 @@ import (
 	"github.com/kaudit/kaudit/migrations"
 	"github.com/kaudit/kaudit/processors/correlator"
 	"github.com/kaudit/kaudit/report"
+	"github.com/kaudit/kaudit/web"
 )
 
 // Config configures Run.
@@ -40,6 +43,9 @@ type Config struct {
 	// starts a local clickhouse-server (installing Debian's package if the
 	// binary is missing).
 	ClickHouse chclient.Config
+	// WebAddr is where the web dashboard listens (default
+	// web.DefaultAddr; "off" disables it).
+	WebAddr string
 	// Duration stops the demo by itself; 0 runs until ctx ends.
 	Duration time.Duration
 	// Rate is demo messages per second.
@@ -129,6 +135,10 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := p.Correlator.EnsureTopics(); err != nil {
 		return err
 	}
+
+	// 4b. The web dashboard (it refreshes the rollups when a page loads).
+	stopWeb := startWeb(ctx, cfg, conn, chcfg.Database)
+	defer stopWeb()
 
 	// 5. The audit emitter and the demo traffic.
 	em, err := emitter.New(emitter.Config{Brokers: brokers, Logger: log})
@@ -266,4 +276,27 @@ func clickhouse(ctx context.Context, cfg Config, chcfg *chclient.Config) (driver
 		return nil, nil, err
 	}
 	return conn, func() { _ = srv.Stop() }, nil
+}
+
+// startWeb serves the dashboard on cfg.WebAddr until the returned function
+// is called; a port in use only costs the dashboard.
+func startWeb(ctx context.Context, cfg Config, conn driver.Conn, db string) func() {
+	addr := cmp.Or(cfg.WebAddr, web.DefaultAddr)
+	if addr == "off" {
+		return func() {}
+	}
+	srv, err := web.New(conn, web.Config{Database: db, Logger: cfg.Logger, AutoReload: 10 * time.Second,
+		Refresher: report.NewRefresher(conn, report.RefresherConfig{Database: db, Logger: cfg.Logger})})
+	if err == nil {
+		var ln net.Listener
+		if ln, err = net.Listen("tcp", addr); err == nil {
+			fmt.Fprintf(cfg.Out, "dashboard:  http://%s/ (kaudit web dashboard)\n", ln.Addr())
+			wctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+			done := make(chan struct{})
+			go func() { defer close(done); _ = srv.Serve(wctx, ln) }()
+			return func() { stop(); <-done }
+		}
+	}
+	fmt.Fprintf(cfg.Out, "dashboard:  not started (%v)\n", err)
+	return func() {}
 }

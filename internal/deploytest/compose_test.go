@@ -32,6 +32,7 @@ type service struct {
 	Command     yaml.Node         `yaml:"command"`
 	Environment map[string]string `yaml:"environment"`
 	DependsOn   yaml.Node         `yaml:"depends_on"`
+	Volumes     []yaml.Node       `yaml:"volumes"`
 	Healthcheck *struct {
 		Test    []string `yaml:"test"`
 		Disable bool     `yaml:"disable"`
@@ -188,7 +189,7 @@ func withoutComposeVars(env []string) []string {
 	return slices.DeleteFunc(slices.Clone(env), func(kv string) bool {
 		k, _, _ := strings.Cut(kv, "=")
 		return strings.HasPrefix(k, "COMPOSE_") || strings.HasPrefix(k, "KAUDIT_") ||
-			strings.HasPrefix(k, "CLICKHOUSE_") || strings.HasPrefix(k, "KAFKA_") ||
+			strings.HasPrefix(k, "CLICKHOUSE_") || strings.HasPrefix(k, "KAFKA_") || strings.HasPrefix(k, "GRAFANA_") ||
 			strings.HasSuffix(k, "_PORT")
 	})
 }
@@ -197,14 +198,14 @@ func TestComposeServices(t *testing.T) {
 	root := moduleRoot(t)
 	cf := loadCompose(t, root)
 
-	for _, name := range []string{"kafka", "clickhouse", "migrate", "correlator", "sink", "traffic"} {
+	for _, name := range []string{"kafka", "clickhouse", "migrate", "correlator", "sink", "traffic", "dashboard", "grafana"} {
 		if _, ok := cf.Services[name]; !ok {
 			t.Errorf("service %q missing; have %v", name, serviceNames(cf))
 		}
 	}
 
 	// Third-party images: the official ones, pinned to a tag.
-	official := map[string]string{"kafka": "apache/kafka", "clickhouse": "clickhouse/clickhouse-server"}
+	official := map[string]string{"kafka": "apache/kafka", "clickhouse": "clickhouse/clickhouse-server", "grafana": "grafana/grafana-oss"}
 	for name, repo := range official {
 		s, ok := cf.Services[name]
 		if !ok {
@@ -237,7 +238,7 @@ func TestComposeServices(t *testing.T) {
 	}
 
 	// kaudit's own services: one shared image built from the repo.
-	for _, name := range []string{"migrate", "correlator", "sink", "traffic"} {
+	for _, name := range []string{"migrate", "correlator", "sink", "traffic", "dashboard"} {
 		if s, ok := cf.Services[name]; ok && !s.built(t, root) {
 			t.Errorf("service %s is not built from the repo's Dockerfile (build: .)", name)
 		}

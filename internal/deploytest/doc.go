@@ -10,7 +10,14 @@
 //     appended against freshly built binaries, so each binary, subcommand,
 //     flag and KAUDIT_* variable it names exists;
 //   - the Dockerfile builds every binary the services run, from cmd/
-//     directories that exist, with the Go version of go.mod.
+//     directories that exist, with the Go version of go.mod;
+//   - the Grafana service installs the ClickHouse plugin at a pinned
+//     version and mounts deploy/grafana/; the provisioning files parse and
+//     agree with the compose file (host, port, user, database, password
+//     variable); and every SQL query of the dashboard (panels and
+//     variables), with the plugin's macros and the variables substituted,
+//     runs on a real ClickHouse server (chtest) over a scenario of verdicts
+//     and returns the scenario's numbers.
 //
 // Run them with:
 //

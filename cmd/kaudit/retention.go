@@ -1,0 +1,46 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/kaudit/kaudit/internal/chclient"
+	"github.com/kaudit/kaudit/internal/cli"
+	"github.com/kaudit/kaudit/report"
+)
+
+type retentionCmd struct {
+	cli.ClickHouse `embed:""`
+
+	Keep   span `help:"Keep this much history (required; e.g. 30d): whole day partitions older than that are dropped." placeholder:"SPAN"`
+	DryRun bool `help:"Only list the partitions that would be dropped."`
+}
+
+func (c *retentionCmd) Run() error {
+	if c.Keep <= 0 {
+		return errors.New("--keep is required and must be positive (e.g. --keep 30d)")
+	}
+	ctx := context.Background()
+	cfg := c.Config()
+	conn, err := chclient.Open(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	cutoff := time.Now().Add(-time.Duration(c.Keep))
+	parts, err := report.DropBefore(ctx, conn, cfg.Database, cutoff, c.DryRun)
+	verb := "dropped"
+	if c.DryRun {
+		verb = "would drop"
+	}
+	for _, p := range parts {
+		fmt.Printf("%s %s.%s partition %s (%d rows)\n", verb, cfg.Database, p.Table, p.ID, p.Rows)
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Printf("%s %d partitions older than %s UTC\n", verb, len(parts), cutoff.UTC().Format(time.DateTime))
+	return nil
+}
