@@ -3,7 +3,7 @@ GO       ?= go
 DURATION ?=
 BENCHTIME ?= 1s
 
-.PHONY: all build demo test deps vet bench plugin fuzz clean
+.PHONY: all build demo test deps vet bench bench-plugin plugin fuzz clean
 
 all: build
 
@@ -27,8 +27,18 @@ vet:
 	$(GO) vet ./...
 
 ## bench: the speed goals, as Go benchmarks.
-bench: deps
+bench: deps bench-plugin
 	$(GO) test -run='^$$' -bench=. -benchmem -benchtime=$(BENCHTIME) ./...
+
+## plugin: the librdkafka plugin (kcat, confluent-kafka, ... load it with
+##         plugin.library.paths=bin/kaudit-rdkafka.so).
+plugin:
+	CGO_ENABLED=1 $(GO) build -buildmode=c-shared -trimpath -ldflags='-s -w' -o bin/kaudit-rdkafka.so ./interceptors/rdkafka
+	@rm -f bin/kaudit-rdkafka.h
+
+## bench-plugin: kcat producing 200,000 messages with and without the plugin.
+bench-plugin: deps plugin
+	$(GO) run ./interceptors/rdkafka/benchkcat -plugin bin/kaudit-rdkafka.so -n 200000
 
 ## fuzz: run each fuzz target for a while.
 fuzz:
