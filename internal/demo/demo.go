@@ -223,12 +223,18 @@ wait:
 	}
 
 	// 6. The summary, from ClickHouse.
-	rows, err := report.Summary(context.WithoutCancel(ctx), conn, chcfg.Database, start)
+	sctx := context.WithoutCancel(ctx)
+	if _, err := report.NewRefresher(conn, report.RefresherConfig{Database: chcfg.Database, Logger: log}).Refresh(sctx); err != nil {
+		return fmt.Errorf("demo: refresh rollups: %w", err)
+	}
+	rows, err := report.Overview(sctx, conn, chcfg.Database, report.Filter{Since: start})
 	if err != nil {
 		return fmt.Errorf("demo: summary: %w", err)
 	}
 	fmt.Fprintf(out, "\nSummary since %s (from ClickHouse %s, database %s):\n", start.Format(time.TimeOnly), chcfg.Addr, chcfg.Database)
-	report.FormatSummary(out, rows)
+	if err := report.FormatOverview(out, rows); err != nil {
+		return err
+	}
 	es := em.Stats()
 	fmt.Fprintf(out, "\naudit events: %d sent, %d dropped, %d failed; dead letters: %d\n",
 		es.Sent, es.Dropped, es.Failed, p.Sink.Stats().DeadLetter+p.Correlator.Stats().DeadLetter)
