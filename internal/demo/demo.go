@@ -102,7 +102,7 @@ func Run(ctx context.Context, cfg Config) error {
 
 	// 2. ClickHouse: the configured server if it answers, else a local one.
 	chcfg := cfg.ClickHouse.WithDefaults()
-	conn, stopCH, err := clickhouse(ctx, cfg, &chcfg)
+	conn, stopCH, local, err := clickhouse(ctx, cfg, &chcfg)
 	if err != nil {
 		return err
 	}
@@ -238,50 +238,56 @@ wait:
 	es := em.Stats()
 	fmt.Fprintf(out, "\naudit events: %d sent, %d dropped, %d failed; dead letters: %d\n",
 		es.Sent, es.Dropped, es.Failed, p.Sink.Stats().DeadLetter+p.Correlator.Stats().DeadLetter)
-	fmt.Fprintf(out, "try: go run ./cmd/kaudit trail --clickhouse-addr %s <correlation-id>\n", chcfg.Addr)
+	// The trail of one anomaly, as `kaudit trail <id>` prints it.
+	if anomalies, err := report.Anomalies(sctx, conn, chcfg.Database, report.Filter{Since: start}, 1); err == nil && len(anomalies) > 0 {
+		if tr, err := report.Trail(sctx, conn, chcfg.Database, anomalies[0].CorrelationID); err == nil {
+			fmt.Fprintf(out, "\nThe trail of one anomaly (kaudit trail %s):\n", anomalies[0].CorrelationID)
+			_ = report.FormatTrail(out, tr)
+		}
+	}
+	if local {
+		fmt.Fprintf(out, "\nThe local ClickHouse stops with the demo (its data stays in %s); to keep exploring with\n"+
+			"kaudit web, report and trail, run a server and set KAUDIT_CLICKHOUSE_ADDR.\n", filepath.Join(cfg.StateDir, "clickhouse"))
+	}
 	return nil
 }
 
 // clickhouse connects to the configured server if it answers, otherwise
 // starts a local one under the state folder.
-func clickhouse(ctx context.Context, cfg Config, chcfg *chclient.Config) (driver.Conn, func(), error) {
+func clickhouse(ctx context.Context, cfg Config, chcfg *chclient.Config) (conn driver.Conn, stop func(), local bool, err error) {
 	out := cfg.Out
 	if os.Getenv("KAUDIT_CLICKHOUSE_ADDR") != "" {
 		pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 		probe := *chcfg
 		probe.Database = "default"
-		conn, err := chclient.Open(pctx, probe)
+		c, err := chclient.Open(pctx, probe) // the context bounds the dial and ping only
 		cancel()
 		if err == nil {
-			conn.Close()
-			if conn, err = chclient.Open(ctx, probe); err == nil {
-				fmt.Fprintf(out, "clickhouse: using the server at %s\n", chcfg.Addr)
-				return conn, func() {}, nil
-			}
+			fmt.Fprintf(out, "clickhouse: using the server at %s\n", chcfg.Addr)
+			return c, func() {}, false, nil
 		}
 		fmt.Fprintf(out, "clickhouse: no server answers at %s (%v); starting a local one\n", chcfg.Addr, err)
 	}
 	dir, err := filepath.Abs(filepath.Join(cfg.StateDir, "clickhouse"))
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, false, err
 	}
 	if _, err := chserver.Find(); err != nil {
 		fmt.Fprintf(out, "clickhouse: no clickhouse-server binary; installing Debian's package clickhouse-server (apt-get)...\n")
 	}
 	srv, err := chserver.Start(ctx, chserver.Options{Dir: dir, Logger: cfg.Logger, Install: true})
 	if err != nil {
-		return nil, nil, fmt.Errorf("demo: start clickhouse: %w", err)
+		return nil, nil, false, fmt.Errorf("demo: start clickhouse: %w", err)
 	}
 	fmt.Fprintf(out, "clickhouse: started local clickhouse-server %s at %s (data in %s)\n", srv.Version(), srv.Addr(), dir)
 	chcfg.Addr = srv.Addr()
 	probe := *chcfg
 	probe.Database = "default"
-	conn, err := chclient.Open(ctx, probe)
-	if err != nil {
+	if conn, err = chclient.Open(ctx, probe); err != nil {
 		srv.Stop()
-		return nil, nil, err
+		return nil, nil, false, err
 	}
-	return conn, func() { _ = srv.Stop() }, nil
+	return conn, func() { _ = srv.Stop() }, true, nil
 }
 
 // startWeb serves the dashboard on cfg.WebAddr until the returned function
