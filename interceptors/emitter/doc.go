@@ -14,7 +14,9 @@
 //
 // Events are keyed by correlation ID and partitioned exactly like goka
 // (Sarama's FNV-1a hash partitioner), because the correlator reading the
-// audit topic is a goka processor; see Partitioner.
+// audit topic is a goka processor; see Partitioner. A record's timestamp
+// is its event's time (the latest of SendNs, AckNs and ConsumeNs), or the
+// produce time if the event has none.
 //
 // Emit never blocks the application: events wait in a bounded queue
 // (Config.QueueSize, 65536 by default) from which one worker goroutine
@@ -25,7 +27,7 @@
 // Config.LogEvery; they never reach the application. Stats and Collector
 // expose the counters (kaudit_emitter_events_total{result=sent|dropped|failed}).
 //
-// Cost: about 0.5µs of CPU per event for the whole pipeline (enqueue,
+// Cost: about 0.3-0.4µs of CPU per event for the whole pipeline (enqueue,
 // encode, produce, acknowledgement) with no allocation in steady state
 // (records and buffers are reused), measured against an in-process broker
 // on a shared 2-core VM (BenchmarkEmitter).

@@ -254,21 +254,24 @@ static rd_kafka_resp_err_t on_acknowledgement(rd_kafka_t *rk,
 	const char *topic = rd_kafka_topic_name(m->rkt);
 	if (!topic || is_skipped(ic, topic))
 		return RD_KAFKA_RESP_ERR_NO_ERROR;
-	if (ic->wait_ms > 0)
-		__atomic_sub_fetch(&ic->inflight, 1, __ATOMIC_RELAXED);
 	size_t id_len;
 	const void *id = first_id(m, &id_len);
 	if (!id) {
 		kaudit_ring_note(ic->ring, KAUDIT_NOTE_UNTRACKED);
-		return RD_KAFKA_RESP_ERR_NO_ERROR;
+	} else {
+		kaudit_rec rec;
+		rec.kind        = KAUDIT_PRODUCE;
+		rec.err         = m->err;
+		rec.now_ns      = now_ns();
+		int64_t latency = rd_kafka_message_latency(m);
+		rec.send_ns     = latency >= 0 ? rec.now_ns - latency * 1000 : 0;
+		record(ic, m, topic, id, id_len, &rec, 0);
 	}
-	kaudit_rec rec;
-	rec.kind        = KAUDIT_PRODUCE;
-	rec.err         = m->err;
-	rec.now_ns      = now_ns();
-	int64_t latency = rd_kafka_message_latency(m);
-	rec.send_ns     = latency >= 0 ? rec.now_ns - latency * 1000 : 0;
-	record(ic, m, topic, id, id_len, &rec, 0);
+	/* Only now is the message no longer in flight: on_send reserved room
+	 * for its event, and that room must stay reserved until the event is
+	 * in the ring, or a concurrent on_send could take it. */
+	if (ic->wait_ms > 0)
+		__atomic_sub_fetch(&ic->inflight, 1, __ATOMIC_RELAXED);
 	return RD_KAFKA_RESP_ERR_NO_ERROR;
 }
 
