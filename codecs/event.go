@@ -6,11 +6,6 @@ import "fmt"
 // by this build. Decoders accept every version up to and including it.
 const SchemaVersion = 1
 
-// CorrelationHeader is the record header that carries a message's correlation
-// ID. The name is the one used by the librdkafka interceptors of the source
-// blog, so trails started by those interceptors continue here.
-const CorrelationHeader = "correlation_id"
-
 // Kind says what an audit event reports.
 type Kind uint8
 
@@ -63,7 +58,7 @@ type Event struct {
 	Group string `json:"group,omitempty"`
 	Host  string `json:"host,omitempty"`
 	// Source names the client library that wrote the event
-	// (franz-go, sarama, librdkafka, blog-json).
+	// (franz-go, sarama, librdkafka, interceptor-json).
 	Source string `json:"source,omitempty"`
 
 	SendNs     int64 `json:"send_ns,omitempty"`

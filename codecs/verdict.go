@@ -9,12 +9,20 @@ const (
 	StatusUnknown Status = iota
 	// StatusDelivered: produced, acknowledged and consumed by the group.
 	StatusDelivered
-	// Reserved for the deadline/duplicate/integrity verdicts.
+	// StatusLost: an expected group did not consume the message by its
+	// deadline (cause not_consumed), or its consume may have gone unaudited
+	// (cause audit_gap).
 	StatusLost
+	// StatusLate: an expected group consumed it after the deadline.
 	StatusLate
+	// StatusDuplicate: the group consumed it more than once, or it was
+	// written twice.
 	StatusDuplicate
+	// StatusProduceFailed: the producer was told the write failed.
 	StatusProduceFailed
+	// StatusUnauditedProducer: consumed, but no produce event arrived.
 	StatusUnauditedProducer
+	// StatusCorrupted: the group read other bytes than were produced.
 	StatusCorrupted
 )
 

@@ -14,11 +14,12 @@ import (
 	"github.com/lovoo/goka/codec"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/kaudit/kaudit/codecs"
+	"github.com/kaudit/kaudit/audit"
 	"github.com/kaudit/kaudit/interceptors/emitter"
 	"github.com/kaudit/kaudit/interceptors/kgoaudit"
 	"github.com/kaudit/kaudit/interceptors/saramaaudit"
-	"github.com/kaudit/kaudit/internal/kafkatest"
+	"github.com/kaudit/kaudit/internal/testing/itest"
+	"github.com/kaudit/kaudit/internal/testing/kafkatest"
 )
 
 // TestGoka: an audited franz-go producer writes to orders; a goka processor
@@ -27,6 +28,7 @@ import (
 // Both hops come out of the correlator as DELIVERED deliveries in
 // ClickHouse, and the goka hop's events come from sarama.
 func TestGoka(t *testing.T) {
+	itest.Integration(t)
 	const n = 300
 	const shipper, dispatch = "shipper", "dispatch"
 	e := newEnv(t)
@@ -99,7 +101,7 @@ func TestGoka(t *testing.T) {
 	orderIDs := map[string]bool{}
 	for _, r := range recs {
 		for _, h := range r.Headers {
-			if h.Key == codecs.CorrelationHeader {
+			if h.Key == audit.CorrelationHeader {
 				orderIDs[string(h.Value)] = true
 			}
 		}

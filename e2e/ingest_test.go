@@ -10,15 +10,16 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/kaudit/kaudit/audit"
 	"github.com/kaudit/kaudit/codecs"
-	"github.com/kaudit/kaudit/internal/kafkatest"
+	"github.com/kaudit/kaudit/internal/testing/itest"
+	"github.com/kaudit/kaudit/internal/testing/kafkatest"
 	"github.com/kaudit/kaudit/processors/ingest"
-	"github.com/kaudit/kaudit/sinks"
 )
 
 // blogJSON is an audit record as the source blog's C interceptors write it
 // (jansson's compact output, asctime's trailing newline escaped), written by
-// hand so that the test does not depend on codecs.AppendBlogRecord.
+// hand so that the test does not depend on codecs.AppendInterceptorRecord.
 func blogJSON(at time.Time, id, action, topic, client string, partition int32, offset int64) []byte {
 	return fmt.Appendf(nil, `{"timestamp":"%s\n","correlation_id":"%s","action":"%s","topic":"%s","client":"%s","partition":%d,"offset":%d}`,
 		at.Format(time.ANSIC), id, action, topic, client, partition, offset)
@@ -30,6 +31,7 @@ func blogJSON(at time.Time, id, action, topic, client string, partition int32, o
 // with latencies in whole seconds (the blog's timestamps have a resolution
 // of one second); the garbage record lands in the dead-letter topic.
 func TestIngest(t *testing.T) {
+	itest.Integration(t)
 	const m = 200
 	e := newEnv(t)
 	kafkatest.CreateTopic(t, e.cluster, "audit_topic", 3)
@@ -62,7 +64,7 @@ func TestIngest(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	in, err := ingest.New(ingest.Config{Brokers: e.brokers, Topic: "audit_topic", Format: ingest.FormatBlogJSON, Logger: e.log})
+	in, err := ingest.New(ingest.Config{Brokers: e.brokers, Topic: "audit_topic", Format: ingest.FormatInterceptorJSON, Logger: e.log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,7 +122,7 @@ func TestIngest(t *testing.T) {
 	if got := e.queryUint("SELECT count() FROM " + deliveries + " FINAL WHERE partition = consume_partition AND offset = consume_offset AND offset >= 1000"); got != 2*m {
 		t.Errorf("%d deliveries with the blog's partition and offset, want %d", got, 2*m)
 	}
-	if got := e.queryUint("SELECT count() FROM "+events+" FINAL WHERE source = ?", codecs.BlogSource); got != 3*m {
+	if got := e.queryUint("SELECT count() FROM "+events+" FINAL WHERE source = ?", codecs.InterceptorJSONSource); got != 3*m {
 		t.Errorf("%d blog-json events, want %d", got, 3*m)
 	}
 
@@ -134,9 +136,9 @@ func TestIngest(t *testing.T) {
 		hdr[h.Key] = string(h.Value)
 	}
 	if string(d.Key) != "garbage" || string(d.Value) != string(garbage.Value) ||
-		hdr[sinks.HeaderErrTopic] != "audit_topic" || hdr[sinks.HeaderErrStage] != ingest.DeadLetterStage ||
-		hdr[sinks.HeaderErrPartition] != fmt.Sprint(garbage.Partition) || hdr[sinks.HeaderErrOffset] != fmt.Sprint(garbage.Offset) ||
-		!strings.Contains(hdr[sinks.HeaderErrMessage], "missing") {
+		hdr[audit.HeaderErrTopic] != "audit_topic" || hdr[audit.HeaderErrStage] != ingest.DeadLetterStage ||
+		hdr[audit.HeaderErrPartition] != fmt.Sprint(garbage.Partition) || hdr[audit.HeaderErrOffset] != fmt.Sprint(garbage.Offset) ||
+		!strings.Contains(hdr[audit.HeaderErrMessage], "missing") {
 		t.Errorf("dead letter %q = %q, headers %v", d.Key, d.Value, hdr)
 	}
 }

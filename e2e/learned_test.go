@@ -10,14 +10,16 @@ import (
 
 	"github.com/kaudit/kaudit/interceptors/emitter"
 	"github.com/kaudit/kaudit/interceptors/kgoaudit"
-	"github.com/kaudit/kaudit/internal/kafkatest"
-	"github.com/kaudit/kaudit/internal/pipeline"
+	"github.com/kaudit/kaudit/internal/app/pipeline"
+	"github.com/kaudit/kaudit/internal/testing/itest"
+	"github.com/kaudit/kaudit/internal/testing/kafkatest"
 )
 
 // TestLearnedExpectations: two groups consume a topic; after the warm-up
 // they are expected without anyone declaring it, so when one of them stops
 // consuming, its messages are LOST (learned).
 func TestLearnedExpectations(t *testing.T) {
+	itest.Integration(t)
 	const n = 20
 	e := newEnv(t)
 	kafkatest.CreateTopic(t, e.cluster, "invoices", 2)

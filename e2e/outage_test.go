@@ -11,18 +11,20 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kaudit/kaudit/codecs"
-	"github.com/kaudit/kaudit/internal/chclient"
 	"github.com/kaudit/kaudit/internal/chserver"
-	"github.com/kaudit/kaudit/internal/kafkatest"
-	"github.com/kaudit/kaudit/migrations"
+	"github.com/kaudit/kaudit/internal/testing/itest"
+	"github.com/kaudit/kaudit/internal/testing/kafkatest"
 	"github.com/kaudit/kaudit/sinks"
 	chsink "github.com/kaudit/kaudit/sinks/clickhouse"
+	"github.com/kaudit/kaudit/store"
+	"github.com/kaudit/kaudit/store/migrations"
 )
 
 // TestSinkSurvivesClickHouseOutage: while ClickHouse is down the sink
 // retries with backoff and commits nothing; when the server is back (same
 // address and data), everything read meanwhile is written, exactly once.
 func TestSinkSurvivesClickHouseOutage(t *testing.T) {
+	itest.Integration(t)
 	ctx := context.Background()
 	log := testLogger(t)
 	dir := t.TempDir()
@@ -37,11 +39,11 @@ func TestSinkSurvivesClickHouseOutage(t *testing.T) {
 		return n
 	}
 	tcpPort, httpPort := port(srv.Addr()), port(srv.HTTPAddr())
-	cfg := chclient.Config{Addr: srv.Addr(), Database: "kaudit"}
+	cfg := store.Config{Addr: srv.Addr(), Database: "kaudit"}
 	if err := migrations.Up(ctx, cfg, log); err != nil {
 		t.Fatal(err)
 	}
-	conn, err := chclient.Open(ctx, cfg)
+	conn, err := store.Open(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

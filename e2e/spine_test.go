@@ -16,15 +16,16 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/kaudit/kaudit/codecs"
+	"github.com/kaudit/kaudit/audit"
 	"github.com/kaudit/kaudit/interceptors/emitter"
 	"github.com/kaudit/kaudit/interceptors/kgoaudit"
-	"github.com/kaudit/kaudit/internal/chclient"
-	"github.com/kaudit/kaudit/internal/chserver/chtest"
-	"github.com/kaudit/kaudit/internal/kafkatest"
-	"github.com/kaudit/kaudit/internal/pipeline"
-	"github.com/kaudit/kaudit/migrations"
+	"github.com/kaudit/kaudit/internal/app/pipeline"
+	"github.com/kaudit/kaudit/internal/testing/chtest"
+	"github.com/kaudit/kaudit/internal/testing/itest"
+	"github.com/kaudit/kaudit/internal/testing/kafkatest"
 	"github.com/kaudit/kaudit/report"
+	"github.com/kaudit/kaudit/store"
+	"github.com/kaudit/kaudit/store/migrations"
 )
 
 func testLogger(t testing.TB) *slog.Logger {
@@ -42,7 +43,7 @@ type env struct {
 	t       *testing.T
 	cluster *kfake.Cluster
 	brokers []string
-	ch      chclient.Config
+	ch      store.Config
 	conn    driver.Conn
 	log     *slog.Logger
 }
@@ -106,7 +107,7 @@ func (e *env) queryUint(query string, args ...any) uint64 {
 	return n
 }
 
-func (e *env) table(name string) string { return chclient.Table(e.ch.Database, name) }
+func (e *env) table(name string) string { return store.Table(e.ch.Database, name) }
 
 // waitFor polls cond until it is true or the timeout passes.
 func waitFor(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
@@ -142,7 +143,7 @@ func consumeAll(t *testing.T, brokers []string, em *emitter.Emitter, topic, grou
 		fs := cl.PollFetches(ctx)
 		fs.EachRecord(func(r *kgo.Record) {
 			for _, h := range r.Headers {
-				if h.Key == codecs.CorrelationHeader {
+				if h.Key == audit.CorrelationHeader {
 					seen[string(h.Value)] = true
 				}
 			}
@@ -160,6 +161,7 @@ func consumeAll(t *testing.T, brokers []string, em *emitter.Emitter, topic, grou
 // DELIVERED deliveries; a sink restarted on a new consumer group writes
 // everything again and the counts do not change.
 func TestSpine(t *testing.T) {
+	itest.Integration(t)
 	const n = 1000
 	e := newEnv(t)
 	kafkatest.CreateTopic(t, e.cluster, "orders", 3)
@@ -185,7 +187,7 @@ func TestSpine(t *testing.T) {
 	produced := map[string]bool{}
 	for _, r := range recs {
 		for _, h := range r.Headers {
-			if h.Key == codecs.CorrelationHeader {
+			if h.Key == audit.CorrelationHeader {
 				produced[string(h.Value)] = true
 			}
 		}

@@ -20,11 +20,13 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/kaudit/kaudit/codecs"
+	"github.com/kaudit/kaudit/audit"
 	"github.com/kaudit/kaudit/interceptors/emitter"
 	"github.com/kaudit/kaudit/interceptors/kgoaudit"
-	"github.com/kaudit/kaudit/internal/kafkatest"
+	"github.com/kaudit/kaudit/internal/testing/itest"
+	"github.com/kaudit/kaudit/internal/testing/kafkatest"
 	"github.com/kaudit/kaudit/processors/correlator"
+	"github.com/kaudit/kaudit/processors/expectations"
 	"github.com/kaudit/kaudit/sinks"
 	chsink "github.com/kaudit/kaudit/sinks/clickhouse"
 )
@@ -146,6 +148,7 @@ func corruptOnProduce(c *kfake.Cluster, marker, altered []byte) {
 // (with an empty local state) in the middle. Every (message, group) verdict
 // in ClickHouse must be the one the scenario implies.
 func TestVerdicts(t *testing.T) {
+	itest.Integration(t)
 	const (
 		topic    = "payments"
 		total    = 10_000
@@ -157,12 +160,12 @@ func TestVerdicts(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 11))
 
 	// Expectations, the way a user declares them (kaudit expect set).
-	store, err := correlator.NewExpectationStore("", kgo.SeedBrokers(e.brokers...))
+	store, err := expectations.NewStore("", kgo.SeedBrokers(e.brokers...))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := store.Set(context.Background(), &correlator.Expectation{Topic: topic, Groups: []string{"a", "b", "c"},
-		Deadline: correlator.Duration(deadline), SinceNs: time.Now().Add(-time.Second).UnixNano()}); err != nil {
+	if err := store.Set(context.Background(), &expectations.Expectation{Topic: topic, Groups: []string{"a", "b", "c"},
+		Deadline: expectations.Duration(deadline), SinceNs: time.Now().Add(-time.Second).UnixNano()}); err != nil {
 		t.Fatal(err)
 	}
 	store.Close()
@@ -171,8 +174,8 @@ func TestVerdicts(t *testing.T) {
 	firstStart := time.Now()
 	corr, stopCorr := runCorrelator(t, e, t.TempDir(), ccfg)
 	sinkRunner, err := sinks.NewRunner(sinks.RunnerConfig{
-		Brokers: e.brokers, Group: "sink", VerdictsTopic: correlator.DefaultVerdictsTopic,
-		EventsTopic: correlator.DefaultEventsTopic, DLQTopic: correlator.DefaultDLQTopic,
+		Brokers: e.brokers, Group: "sink", VerdictsTopic: audit.DefaultVerdictsTopic,
+		EventsTopic: audit.DefaultEventsTopic, DLQTopic: audit.DefaultDLQTopic,
 		FlushInterval: 200 * time.Millisecond, Logger: e.log,
 	}, chsink.New(e.conn, chsink.Config{Database: e.ch.Database}))
 	if err != nil {
@@ -199,7 +202,7 @@ func TestVerdicts(t *testing.T) {
 	}
 	idOf := func(r *kgo.Record) string {
 		for _, h := range r.Headers {
-			if h.Key == codecs.CorrelationHeader {
+			if h.Key == audit.CorrelationHeader {
 				return string(h.Value)
 			}
 		}

@@ -15,12 +15,13 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/kaudit/kaudit/codecs"
-	"github.com/kaudit/kaudit/internal/chclient"
-	"github.com/kaudit/kaudit/internal/chserver/chtest"
-	"github.com/kaudit/kaudit/migrations"
+	"github.com/kaudit/kaudit/internal/testing/chtest"
+	"github.com/kaudit/kaudit/internal/testing/itest"
 	"github.com/kaudit/kaudit/report"
 	"github.com/kaudit/kaudit/sinks"
 	chsink "github.com/kaudit/kaudit/sinks/clickhouse"
+	"github.com/kaudit/kaudit/store"
+	"github.com/kaudit/kaudit/store/migrations"
 	"github.com/kaudit/kaudit/web"
 )
 
@@ -126,7 +127,7 @@ func writeVerdictScenario(t *testing.T, conn driver.Conn, db string, now time.Ti
 }
 
 // newWebEnv is a migrated database with the verdict scenario.
-func newWebEnv(t *testing.T) (chclient.Config, driver.Conn, verdictScenario) {
+func newWebEnv(t *testing.T) (store.Config, driver.Conn, verdictScenario) {
 	t.Helper()
 	cfg := chtest.NewDatabase(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -164,10 +165,11 @@ func testout(t *testing.T) string {
 }
 
 func TestWebDashboard(t *testing.T) {
+	itest.Integration(t)
 	cfg, conn, sc := newWebEnv(t)
 	srv, err := web.New(conn, web.Config{
 		Database:  cfg.Database,
-		Refresher: report.NewRefresher(conn, report.RefresherConfig{Database: cfg.Database}),
+		Refresher: store.NewRefresher(conn, store.RefresherConfig{Database: cfg.Database}),
 		Logger:    testLogger(t),
 	})
 	if err != nil {
@@ -309,6 +311,7 @@ func TestWebDashboard(t *testing.T) {
 }
 
 func TestWebReportCLI(t *testing.T) {
+	itest.Integration(t)
 	cfg, _, sc := newWebEnv(t)
 	bin := filepath.Join(t.TempDir(), "kaudit")
 	goBin, err := exec.LookPath("go")

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -16,8 +15,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"github.com/kaudit/kaudit/codecs"
-	"github.com/kaudit/kaudit/internal/chserver/chtest"
-	"github.com/kaudit/kaudit/migrations"
+	"github.com/kaudit/kaudit/internal/testing/chtest"
 	"github.com/kaudit/kaudit/report"
 	"github.com/kaudit/kaudit/sinks"
 	chsink "github.com/kaudit/kaudit/sinks/clickhouse"
@@ -29,13 +27,7 @@ func TestMain(m *testing.M) { chtest.Main(m) }
 // name, and a sink writing into it.
 func setup(t *testing.T) (driver.Conn, string, *chsink.Sink) {
 	t.Helper()
-	cfg := chtest.NewDatabase(t)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if err := migrations.Up(ctx, cfg, nil); err != nil {
-		t.Fatal(err)
-	}
-	conn := chtest.Open(t, cfg)
+	cfg, conn := chtest.Migrated(t)
 	return conn, cfg.Database, chsink.New(conn, chsink.Config{Database: cfg.Database})
 }
 
@@ -106,134 +98,6 @@ func genVerdicts(r *rand.Rand, n int, firstSeen time.Time) (latest, superseded [
 		}
 	}
 	return latest, superseded
-}
-
-func TestSummary(t *testing.T) {
-	conn, db, sink := setup(t)
-	r := rand.New(rand.NewPCG(1, 1))
-	recent, oldVersions := genVerdicts(r, 400, base)
-	earlier, _ := genVerdicts(r, 50, base.Add(-48*time.Hour))
-	// Older versions first, as the correlator emits them.
-	write(t, sink, &sinks.Batch{Verdicts: oldVersions})
-	write(t, sink, &sinks.Batch{Verdicts: append(slices.Clone(recent), earlier...)})
-
-	type agg struct {
-		delivered, total uint64
-		ack, e2e         []float64
-	}
-	want := map[groupKey]*agg{}
-	for _, v := range recent {
-		k := groupKey{v.Topic, v.Group}
-		if want[k] == nil {
-			want[k] = &agg{}
-		}
-		a := want[k]
-		a.total++
-		if v.Status == codecs.StatusDelivered {
-			a.delivered++
-			if v.AckLatencyUs >= 0 {
-				a.ack = append(a.ack, float64(v.AckLatencyUs))
-			}
-			if v.E2ELatencyUs >= 0 {
-				a.e2e = append(a.e2e, float64(v.E2ELatencyUs))
-			}
-		}
-	}
-
-	rows, err := report.Summary(context.Background(), conn, db, base.Add(-time.Hour))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(rows) != len(want) {
-		t.Fatalf("Summary returned %d rows, want %d: %+v", len(rows), len(want), rows)
-	}
-	if !slices.IsSortedFunc(rows, func(a, b report.SummaryRow) int {
-		return strings.Compare(a.Topic+"\x00"+a.Group, b.Topic+"\x00"+b.Group)
-	}) {
-		t.Errorf("rows not ordered by topic and group: %+v", rows)
-	}
-	for _, row := range rows {
-		a := want[groupKey{row.Topic, row.Group}]
-		if a == nil {
-			t.Errorf("unexpected row %+v", row)
-			continue
-		}
-		if row.Delivered != a.delivered || row.Total != a.total {
-			t.Errorf("%s/%s: delivered %d of %d, want %d of %d", row.Topic, row.Group, row.Delivered, row.Total, a.delivered, a.total)
-		}
-		for _, c := range []struct {
-			name      string
-			got, want float64
-		}{
-			{"ack p50", row.AckP50Us, quantile(a.ack, 0.5)},
-			{"ack p99", row.AckP99Us, quantile(a.ack, 0.99)},
-			{"e2e p50", row.E2EP50Us, quantile(a.e2e, 0.5)},
-			{"e2e p99", row.E2EP99Us, quantile(a.e2e, 0.99)},
-		} {
-			if !near(c.got, c.want) {
-				t.Errorf("%s/%s %s = %v, want %v", row.Topic, row.Group, c.name, c.got, c.want)
-			}
-		}
-	}
-
-	// The zero time means everything, including the messages of two days
-	// before.
-	all, err := report.Summary(context.Background(), conn, db, time.Time{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var total uint64
-	for _, row := range all {
-		total += row.Total
-	}
-	if total != uint64(len(recent)+len(earlier)) {
-		t.Errorf("Summary since zero time counts %d messages, want %d", total, len(recent)+len(earlier))
-	}
-}
-
-func TestSummaryWithoutDeliveredHasNoLatencies(t *testing.T) {
-	conn, db, sink := setup(t)
-	v := codecs.Verdict{CorrelationID: "only-lost", Topic: "t", Group: "g", Status: codecs.StatusLost, Seq: 1,
-		AckLatencyUs: 1200, E2ELatencyUs: -1, FirstSeenNs: base.UnixNano(), DecidedNs: base.UnixNano()}
-	write(t, sink, &sinks.Batch{Verdicts: []codecs.Verdict{v}})
-	rows, err := report.Summary(context.Background(), conn, db, time.Time{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(rows) != 1 || rows[0].Delivered != 0 || rows[0].Total != 1 {
-		t.Fatalf("rows %+v, want one row with 0 of 1 delivered", rows)
-	}
-	for _, q := range []float64{rows[0].AckP50Us, rows[0].AckP99Us, rows[0].E2EP50Us, rows[0].E2EP99Us} {
-		if !math.IsNaN(q) {
-			t.Errorf("latency %v without delivered messages, want NaN: %+v", q, rows[0])
-		}
-	}
-	var buf bytes.Buffer
-	if err := report.FormatSummary(&buf, rows); err != nil {
-		t.Fatal(err)
-	}
-	if strings.Count(buf.String(), " - ") < 3 || strings.Contains(buf.String(), "NaN") {
-		t.Errorf("unknown latencies should print as '-':\n%s", buf.String())
-	}
-}
-
-func TestCountByStatus(t *testing.T) {
-	conn, db, sink := setup(t)
-	latest, older := genVerdicts(rand.New(rand.NewPCG(2, 2)), 300, base)
-	write(t, sink, &sinks.Batch{Verdicts: older})
-	write(t, sink, &sinks.Batch{Verdicts: latest})
-	write(t, sink, &sinks.Batch{Verdicts: older}) // a late re-write of old versions changes nothing
-	want := map[string]uint64{}
-	for _, v := range latest {
-		want[v.Status.String()]++
-	}
-	got, err := report.CountByStatus(context.Background(), conn, db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Errorf("CountByStatus = %v, want %v", got, want)
-	}
 }
 
 // trailFixture is one message produced once and consumed by two groups,
@@ -368,16 +232,4 @@ func TestFormatMicros(t *testing.T) {
 			t.Errorf("FormatMicros(%v) = %q, want %q", c.us, got, c.want)
 		}
 	}
-}
-
-func ExampleFormatSummary() {
-	rows := []report.SummaryRow{
-		{Topic: "orders", Group: "billing", Delivered: 998, Total: 1000, AckP50Us: 850, AckP99Us: 4210, E2EP50Us: 12_345, E2EP99Us: 98_765},
-		{Topic: "orders", Group: "search", Delivered: 0, Total: 3, AckP50Us: math.NaN(), AckP99Us: math.NaN(), E2EP50Us: math.NaN(), E2EP99Us: math.NaN()},
-	}
-	_ = report.FormatSummary(os.Stdout, rows)
-	// Output:
-	// TOPIC   GROUP    DELIVERED  TOTAL  ACK p50  ACK p99  E2E p50   E2E p99
-	// orders  billing  998        1000   850 µs   4.21 ms  12.35 ms  98.77 ms
-	// orders  search   0          3      -        -        -         -
 }

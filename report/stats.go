@@ -11,7 +11,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"github.com/kaudit/kaudit/codecs"
-	"github.com/kaudit/kaudit/internal/chclient"
+	"github.com/kaudit/kaudit/store"
 )
 
 // Filter selects the messages to report on: first seen in [Since, Until)
@@ -25,10 +25,10 @@ type Filter struct {
 
 // bounds returns the filter's range as Unix seconds on minute boundaries.
 func (f Filter) bounds() (from, to int64) {
-	from = unixSeconds(f.Since) / 60 * 60
+	from = store.UnixSeconds(f.Since) / 60 * 60
 	to = math.MaxUint32
 	if !f.Until.IsZero() {
-		to = min((unixSeconds(f.Until)+59)/60*60, math.MaxUint32)
+		to = min((store.UnixSeconds(f.Until)+59)/60*60, math.MaxUint32)
 	}
 	return from, to
 }
@@ -136,25 +136,25 @@ func scanRollup(rows driver.Rows, lead []any, c *Counts, ack, e2e *Quantiles) er
 // Refresher) to include the latest verdicts.
 func Overview(ctx context.Context, conn driver.Conn, db string, f Filter) ([]GroupStats, error) {
 	q := `SELECT topic, consumer_group, ` + rollupAggregates + `
-	FROM ` + chclient.Table(db, RollupTable) + ` FINAL
+	FROM ` + store.Table(db, store.RollupTable) + ` FINAL
 	WHERE ` + rollupWhere + `
 	GROUP BY topic, consumer_group
 	ORDER BY topic, consumer_group`
 	rows, err := conn.Query(ctx, q, rollupArgs(f)...)
 	if err != nil {
-		return nil, fmt.Errorf("report: overview from %s.%s: %w", db, RollupTable, err)
+		return nil, fmt.Errorf("report: overview from %s.%s: %w", db, store.RollupTable, err)
 	}
 	defer rows.Close()
 	var out []GroupStats
 	for rows.Next() {
 		var g GroupStats
 		if err := scanRollup(rows, []any{&g.Topic, &g.Group}, &g.Counts, &g.Ack, &g.E2E); err != nil {
-			return nil, fmt.Errorf("report: overview from %s.%s: %w", db, RollupTable, err)
+			return nil, fmt.Errorf("report: overview from %s.%s: %w", db, store.RollupTable, err)
 		}
 		out = append(out, g)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("report: overview from %s.%s: %w", db, RollupTable, err)
+		return nil, fmt.Errorf("report: overview from %s.%s: %w", db, store.RollupTable, err)
 	}
 	return out, nil
 }
@@ -166,13 +166,13 @@ func Overview(ctx context.Context, conn driver.Conn, db string, f Filter) ([]Gro
 func Series(ctx context.Context, conn driver.Conn, db string, f Filter, step time.Duration) ([]Point, error) {
 	stepSec := max(int64(step/time.Minute), 1) * 60
 	q := `SELECT intDiv(toUInt32(minute), ?) * ? AS start, ` + rollupAggregates + `
-	FROM ` + chclient.Table(db, RollupTable) + ` FINAL
+	FROM ` + store.Table(db, store.RollupTable) + ` FINAL
 	WHERE ` + rollupWhere + `
 	GROUP BY start
 	ORDER BY start`
 	rows, err := conn.Query(ctx, q, append([]any{stepSec, stepSec}, rollupArgs(f)...)...)
 	if err != nil {
-		return nil, fmt.Errorf("report: series from %s.%s: %w", db, RollupTable, err)
+		return nil, fmt.Errorf("report: series from %s.%s: %w", db, store.RollupTable, err)
 	}
 	defer rows.Close()
 	var out []Point
@@ -180,13 +180,13 @@ func Series(ctx context.Context, conn driver.Conn, db string, f Filter, step tim
 		var p Point
 		var start uint64
 		if err := scanRollup(rows, []any{&start}, &p.Counts, &p.Ack, &p.E2E); err != nil {
-			return nil, fmt.Errorf("report: series from %s.%s: %w", db, RollupTable, err)
+			return nil, fmt.Errorf("report: series from %s.%s: %w", db, store.RollupTable, err)
 		}
 		p.Start = time.Unix(int64(start), 0).UTC()
 		out = append(out, p)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("report: series from %s.%s: %w", db, RollupTable, err)
+		return nil, fmt.Errorf("report: series from %s.%s: %w", db, store.RollupTable, err)
 	}
 	return out, nil
 }
@@ -195,13 +195,13 @@ func Series(ctx context.Context, conn driver.Conn, db string, f Filter, step tim
 // whose status is not DELIVERED, the most recently decided first. Only the
 // fields kept in deliveries are set; the whole verdict is in Trail.
 func Anomalies(ctx context.Context, conn driver.Conn, db string, f Filter, limit int) ([]codecs.Verdict, error) {
-	from, to := unixSeconds(f.Since), int64(math.MaxUint32)
+	from, to := store.UnixSeconds(f.Since), int64(math.MaxUint32)
 	if !f.Until.IsZero() {
-		to = unixSeconds(f.Until)
+		to = store.UnixSeconds(f.Until)
 	}
 	q := `SELECT correlation_id, topic, consumer_group, status, cause, seq, partition, offset,
 		ack_latency_us, e2e_latency_us, consume_count, first_seen, decided_at
-	FROM ` + chclient.Table(db, DeliveriesTable) + ` FINAL
+	FROM ` + store.Table(db, store.DeliveriesTable) + ` FINAL
 	WHERE first_seen >= toDateTime(?) AND first_seen < toDateTime(?)
 		AND (? = '' OR topic = ?) AND (? = '' OR consumer_group = ?)
 		AND status != ?

@@ -14,8 +14,8 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"github.com/kaudit/kaudit/codecs"
-	"github.com/kaudit/kaudit/internal/chclient"
 	"github.com/kaudit/kaudit/sinks"
+	"github.com/kaudit/kaudit/store"
 )
 
 // ErrNotFound is returned by Trail when ClickHouse holds neither events nor
@@ -57,7 +57,7 @@ func trailEvents(ctx context.Context, conn driver.Conn, db, id string) ([]sinks.
 	rows, err := conn.Query(ctx, `SELECT kind, topic, partition, offset, client_id, consumer_group, host, source,
 		send_ns, ack_ns, consume_ns, record_ts_ns, error, payload_size, digest,
 		audit_topic, audit_partition, audit_offset
-	FROM `+chclient.Table(db, "events")+` FINAL
+	FROM `+store.Table(db, "events")+` FINAL
 	WHERE correlation_id = ?
 	ORDER BY event_time, audit_topic, audit_partition, audit_offset`, id)
 	if err != nil {
@@ -93,7 +93,7 @@ func trailDeliveries(ctx context.Context, conn driver.Conn, db, id string) ([]co
 		partition, offset, producer_client, producer_host, send_ns, ack_ns, produce_error, payload_size,
 		consumer_client, consumer_host, consume_partition, consume_offset, first_consume_ns, last_consume_ns,
 		consume_count, ack_latency_us, e2e_latency_us, first_seen, decided_at
-	FROM `+chclient.Table(db, "deliveries")+` FINAL
+	FROM `+store.Table(db, "deliveries")+` FINAL
 	WHERE correlation_id = ?
 	ORDER BY consumer_group, topic`, id)
 	if err != nil {
@@ -157,7 +157,7 @@ func FormatTrail(w io.Writer, t *TrailResult) error {
 	for _, r := range t.Events {
 		e := &r.Event
 		where := fmt.Sprintf("%s[%d]@%d", e.Topic, e.Partition, e.Offset)
-		client := who(e.ClientID, e.Host, e.Source)
+		client := Who(e.ClientID, e.Host, e.Source)
 		var what, detail string
 		switch e.Kind {
 		case codecs.KindProduce:
@@ -206,9 +206,9 @@ func FormatTrail(w io.Writer, t *TrailResult) error {
 	return tw.Flush()
 }
 
-// who renders a client as "client@host (library)", leaving out what is
+// Who renders a client as "client@host (library)", leaving out what is
 // unknown.
-func who(client, host, source string) string {
+func Who(client, host, source string) string {
 	s := cmp.Or(client, "?")
 	if host != "" {
 		s += "@" + host

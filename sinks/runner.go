@@ -5,21 +5,18 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
 	"sync/atomic"
 	"time"
 
 	"github.com/sethvargo/go-retry"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/kaudit/kaudit/audit"
 	"github.com/kaudit/kaudit/codecs"
 )
 
 // Defaults of RunnerConfig. The names follow Kafka Connect where it has one.
 const (
-	DefaultVerdictsTopic = "kaudit.verdicts"
-	DefaultEventsTopic   = "kaudit.events"
-	DefaultDLQTopic      = "kaudit.dlq"
 	DefaultBatchSize     = 10000
 	DefaultFlushInterval = time.Second
 )
@@ -31,15 +28,6 @@ const (
 	ToleranceAll = "all"
 	// ToleranceNone stops the runner at the first record it cannot decode.
 	ToleranceNone = "none"
-)
-
-// Dead-letter headers, named as Kafka Connect names them.
-const (
-	HeaderErrTopic     = "__connect.errors.topic"
-	HeaderErrPartition = "__connect.errors.partition"
-	HeaderErrOffset    = "__connect.errors.offset"
-	HeaderErrMessage   = "__connect.errors.exception.message"
-	HeaderErrStage     = "__connect.errors.stage"
 )
 
 // RunnerConfig configures a Runner.
@@ -269,21 +257,8 @@ func (r *Runner) bad(p *pending, rec *kgo.Record, reason error) error {
 		r.log.Warn("sink: dropping undecodable record", "topic", rec.Topic, "partition", rec.Partition, "offset", rec.Offset, "reason", reason)
 		return nil
 	}
-	p.dlq = append(p.dlq, DeadLetter(rec, r.cfg.DLQTopic, "sink", reason))
+	p.dlq = append(p.dlq, audit.DeadLetter(rec, r.cfg.DLQTopic, "sink", reason))
 	return nil
-}
-
-// DeadLetter returns the dead-letter record for rec: the same key and value
-// and headers, plus Kafka Connect's error headers.
-func DeadLetter(rec *kgo.Record, dlqTopic, stage string, reason error) *kgo.Record {
-	headers := append(append([]kgo.RecordHeader(nil), rec.Headers...),
-		kgo.RecordHeader{Key: HeaderErrTopic, Value: []byte(rec.Topic)},
-		kgo.RecordHeader{Key: HeaderErrPartition, Value: []byte(strconv.Itoa(int(rec.Partition)))},
-		kgo.RecordHeader{Key: HeaderErrOffset, Value: []byte(strconv.FormatInt(rec.Offset, 10))},
-		kgo.RecordHeader{Key: HeaderErrMessage, Value: []byte(reason.Error())},
-		kgo.RecordHeader{Key: HeaderErrStage, Value: []byte(stage)},
-	)
-	return &kgo.Record{Topic: dlqTopic, Key: rec.Key, Value: rec.Value, Headers: headers}
 }
 
 // flush writes the pending batch and dead letters, retrying with backoff

@@ -12,8 +12,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/kaudit/kaudit/audit"
 	"github.com/kaudit/kaudit/codecs"
-	"github.com/kaudit/kaudit/internal/kafkatest"
+	"github.com/kaudit/kaudit/internal/testing/kafkatest"
 	"github.com/kaudit/kaudit/sinks"
 )
 
@@ -196,7 +197,7 @@ func TestRunnerDeadLetters(t *testing.T) {
 		for _, x := range d.Headers {
 			h[x.Key] = string(x.Value)
 		}
-		if h[sinks.HeaderErrMessage] == "" || h[sinks.HeaderErrTopic] == "" || h[sinks.HeaderErrOffset] == "" {
+		if h[audit.HeaderErrMessage] == "" || h[audit.HeaderErrTopic] == "" || h[audit.HeaderErrOffset] == "" {
 			t.Errorf("dead letter %q lacks error headers: %v", d.Key, h)
 		}
 		if string(d.Key) == "junk" && string(d.Value) != string(garbage) {

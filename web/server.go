@@ -16,7 +16,7 @@
 // bound query parameters; a correlation ID that matches nothing, whatever
 // it contains, gives a "not found" page.
 //
-//	srv, err := web.New(conn, web.Config{Database: "kaudit", Refresher: report.NewRefresher(conn, report.RefresherConfig{Database: "kaudit"})})
+//	srv, err := web.New(conn, web.Config{Database: "kaudit", Refresher: store.NewRefresher(conn, store.RefresherConfig{Database: "kaudit"})})
 //	if err != nil {
 //		return err
 //	}
@@ -41,8 +41,7 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
-	"github.com/kaudit/kaudit/internal/chclient"
-	"github.com/kaudit/kaudit/report"
+	"github.com/kaudit/kaudit/store"
 )
 
 // DefaultAddr is where kaudit serves the dashboard unless told otherwise.
@@ -59,12 +58,12 @@ var staticFS embed.FS
 
 // Config configures a Server. Zero fields take defaults.
 type Config struct {
-	// Database holds kaudit's tables (default chclient.DefaultDatabase).
+	// Database holds kaudit's tables (default store.DefaultDatabase).
 	Database string
 	// Refresher, if set, refreshes the rollups before a page reads them,
 	// at most once per RefreshEvery; a failed refresh is logged and the
 	// page shows the rollups as they are.
-	Refresher *report.Refresher
+	Refresher *store.Refresher
 	// RefreshEvery defaults to DefaultRefreshEvery.
 	RefreshEvery time.Duration
 	// AutoReload makes the overview page reload itself this often
@@ -94,7 +93,7 @@ func New(conn driver.Conn, cfg Config) (*Server, error) {
 	if conn == nil {
 		return nil, errors.New("web: no ClickHouse connection")
 	}
-	cfg.Database = cmp.Or(cfg.Database, chclient.DefaultDatabase)
+	cfg.Database = cmp.Or(cfg.Database, store.DefaultDatabase)
 	cfg.RefreshEvery = cmp.Or(cfg.RefreshEvery, DefaultRefreshEvery)
 	cfg.QueryTimeout = cmp.Or(cfg.QueryTimeout, 30*time.Second)
 	if cfg.Now == nil {

@@ -16,11 +16,11 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"github.com/kaudit/kaudit/codecs"
-	"github.com/kaudit/kaudit/internal/chserver/chtest"
-	"github.com/kaudit/kaudit/migrations"
-	"github.com/kaudit/kaudit/report"
+	"github.com/kaudit/kaudit/internal/testing/chtest"
 	"github.com/kaudit/kaudit/sinks"
 	chsink "github.com/kaudit/kaudit/sinks/clickhouse"
+	"github.com/kaudit/kaudit/store"
+	"github.com/kaudit/kaudit/store/migrations"
 	"github.com/kaudit/kaudit/web"
 )
 
@@ -72,7 +72,7 @@ func fixture(t *testing.T) (*web.Server, driver.Conn) {
 	}
 	srv, err := web.New(conn, web.Config{
 		Database:  cfg.Database,
-		Refresher: report.NewRefresher(conn, report.RefresherConfig{Database: cfg.Database}),
+		Refresher: store.NewRefresher(conn, store.RefresherConfig{Database: cfg.Database}),
 		Now:       func() time.Time { return now },
 	})
 	if err != nil {

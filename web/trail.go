@@ -1,7 +1,6 @@
 package web
 
 import (
-	"cmp"
 	"errors"
 	"fmt"
 	"net/http"
@@ -81,7 +80,7 @@ func trailView(t *report.TrailResult) trailPage {
 		ev := trailEvent{
 			Time:   formatUTCMicros(e.TimeNs()),
 			Where:  fmt.Sprintf("%s[%d]@%d", e.Topic, e.Partition, e.Offset),
-			Client: client(e.ClientID, e.Host, e.Source),
+			Client: report.Who(e.ClientID, e.Host, e.Source),
 		}
 		switch e.Kind {
 		case codecs.KindProduce:
@@ -129,15 +128,4 @@ func formatUTCMicros(ns int64) string {
 		return "-"
 	}
 	return formatUTC(ns) + fmt.Sprintf(".%06d", ns%1e9/1e3)
-}
-
-func client(id, host, source string) string {
-	s := cmp.Or(id, "?")
-	if host != "" {
-		s += "@" + host
-	}
-	if source != "" {
-		s += " (" + source + ")"
-	}
-	return s
 }

@@ -19,7 +19,7 @@ import (
 
 	"github.com/kaudit/kaudit/internal/cli"
 	"github.com/kaudit/kaudit/processors/correlator"
-	"github.com/kaudit/kaudit/processors/learner"
+	"github.com/kaudit/kaudit/processors/expectations"
 )
 
 type config struct {
@@ -28,9 +28,9 @@ type config struct {
 	cli.Metrics `embed:""`
 
 	Group         string        `help:"Consumer group (and group-table name) of the correlator." env:"KAUDIT_CORRELATOR_GROUP" default:"kaudit-correlator"`
-	EventsTopic   string        `help:"Audit events topic (input)." env:"KAUDIT_EVENTS_TOPIC" default:"kaudit.events"`
-	VerdictsTopic string        `help:"Verdicts topic (output)." env:"KAUDIT_VERDICTS_TOPIC" default:"kaudit.verdicts"`
-	DLQTopic      string        `name:"dlq-topic" help:"Dead-letter topic for undecodable events." env:"KAUDIT_DLQ_TOPIC" default:"kaudit.dlq"`
+	EventsTopic   string        `help:"Audit events topic (input)." env:"KAUDIT_EVENTS_TOPIC" default:"${events_topic}"`
+	VerdictsTopic string        `help:"Verdicts topic (output)." env:"KAUDIT_VERDICTS_TOPIC" default:"${verdicts_topic}"`
+	DLQTopic      string        `name:"dlq-topic" help:"Dead-letter topic for undecodable events." env:"KAUDIT_DLQ_TOPIC" default:"${dlq_topic}"`
 	Partitions    int           `help:"Partitions of topics the correlator creates." env:"KAUDIT_PARTITIONS" default:"6"`
 	Replication   int           `help:"Replication factor of topics the correlator creates." env:"KAUDIT_REPLICATION" default:"1"`
 	StorageDir    string        `help:"Directory of the local group-table copy." env:"KAUDIT_STORAGE_DIR" default:"/var/lib/kaudit/correlator" type:"path"`
@@ -39,13 +39,13 @@ type config struct {
 	DefaultDeadline   time.Duration `help:"Delivery deadline after the acknowledgement, for topics whose expectation sets none." env:"KAUDIT_DEFAULT_DEADLINE" default:"5m"`
 	Grace             time.Duration `help:"How long a trail is kept after its deadline, to catch late consumes and duplicates." env:"KAUDIT_GRACE" default:"15m"`
 	ExpectationsFile  string        `help:"YAML file of expected consumer groups per topic (see README)." env:"KAUDIT_EXPECTATIONS_FILE" type:"existingfile"`
-	ExpectationsTopic string        `help:"Compacted topic of declared expectations (kaudit expect set writes it)." env:"KAUDIT_EXPECTATIONS_TOPIC" default:"kaudit.expectations"`
+	ExpectationsTopic string        `help:"Compacted topic of declared expectations (kaudit expect set writes it)." env:"KAUDIT_EXPECTATIONS_TOPIC" default:"${expectations_topic}"`
 	LearnWarmup       time.Duration `help:"Groups seen consuming a topic this long become expected for it (learned); 0 disables learning." env:"KAUDIT_LEARN_WARMUP" default:"0s"`
 }
 
 func main() {
 	var cfg config
-	kong.Parse(&cfg, kong.Description("kaudit correlator: joins audit events into per-message trails and emits verdicts."))
+	kong.Parse(&cfg, cli.Vars(), kong.Description("kaudit correlator: joins audit events into per-message trails and emits verdicts."))
 	log := cfg.Logger(os.Stderr)
 	if err := run(cfg); err != nil {
 		log.Error("kaudit-correlator failed", "err", err)
@@ -59,27 +59,7 @@ func run(cfg config) error {
 	if err != nil {
 		return err
 	}
-	var expectations []*correlator.Expectation
-	deadline, grace, warmup := cfg.DefaultDeadline, cfg.Grace, cfg.LearnWarmup
-	if cfg.ExpectationsFile != "" {
-		f, err := correlator.LoadExpectationsFile(cfg.ExpectationsFile)
-		if err != nil {
-			return err
-		}
-		for _, e := range f.Topics {
-			expectations = append(expectations, e)
-		}
-		if f.DefaultDeadline > 0 {
-			deadline = time.Duration(f.DefaultDeadline)
-		}
-		if f.Grace > 0 {
-			grace = time.Duration(f.Grace)
-		}
-		if f.LearnWarmup != nil {
-			warmup = time.Duration(*f.LearnWarmup)
-		}
-	}
-	c, err := correlator.New(correlator.Config{
+	ccfg := correlator.Config{
 		Brokers:           cfg.Brokers,
 		Sarama:            sar,
 		Group:             cfg.Group,
@@ -90,13 +70,20 @@ func run(cfg config) error {
 		Replication:       cfg.Replication,
 		StorageDir:        cfg.StorageDir,
 		SweepInterval:     cfg.SweepInterval,
-		DefaultDeadline:   deadline,
-		Grace:             grace,
-		Expectations:      expectations,
+		DefaultDeadline:   cfg.DefaultDeadline,
+		Grace:             cfg.Grace,
 		ExpectationsTopic: cfg.ExpectationsTopic,
-		LearnWarmup:       warmup,
+		LearnWarmup:       cfg.LearnWarmup,
 		Logger:            log,
-	})
+	}
+	if cfg.ExpectationsFile != "" {
+		f, err := expectations.LoadFile(cfg.ExpectationsFile)
+		if err != nil {
+			return err
+		}
+		ccfg.ApplyFile(f)
+	}
+	c, err := correlator.New(ccfg)
 	if err != nil {
 		return err
 	}
@@ -109,11 +96,11 @@ func run(cfg config) error {
 	g.Go(func() error { return cfg.Serve(ctx, reg) })
 	log.Info("kaudit-correlator starting", "brokers", cfg.Brokers, "events", cfg.EventsTopic, "verdicts", cfg.VerdictsTopic)
 	g.Go(func() error { return c.Run(ctx) })
-	if warmup > 0 {
-		l, err := learner.New(learner.Config{Brokers: cfg.Brokers, Sarama: sar, StorageDir: cfg.StorageDir + "-learner", Logger: log})
-		if err != nil {
-			return err
-		}
+	l, err := c.Learner()
+	if err != nil {
+		return err
+	}
+	if l != nil {
 		g.Go(func() error { return l.Run(ctx) })
 	}
 	err = g.Wait()

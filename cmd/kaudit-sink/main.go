@@ -22,11 +22,11 @@ import (
 	"github.com/sethvargo/go-retry"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/kaudit/kaudit/internal/chclient"
 	"github.com/kaudit/kaudit/internal/cli"
-	"github.com/kaudit/kaudit/migrations"
 	"github.com/kaudit/kaudit/sinks"
 	chsink "github.com/kaudit/kaudit/sinks/clickhouse"
+	"github.com/kaudit/kaudit/store"
+	"github.com/kaudit/kaudit/store/migrations"
 )
 
 type config struct {
@@ -37,18 +37,18 @@ type config struct {
 
 	Sink          string        `help:"Where to write: clickhouse, or log (verdicts as JSON lines on stdout)." env:"KAUDIT_SINK" default:"clickhouse" enum:"clickhouse,log"`
 	Group         string        `help:"Consumer group of this sink (default kaudit-sink-<sink>)." env:"KAUDIT_SINK_GROUP"`
-	VerdictsTopic string        `help:"Verdicts topic to read; empty to skip." env:"KAUDIT_VERDICTS_TOPIC" default:"kaudit.verdicts"`
-	EventsTopic   string        `help:"Raw audit events topic to read; empty to skip (the log sink skips it by default)." env:"KAUDIT_EVENTS_TOPIC" default:"kaudit.events"`
+	VerdictsTopic string        `help:"Verdicts topic to read; empty to skip." env:"KAUDIT_VERDICTS_TOPIC" default:"${verdicts_topic}"`
+	EventsTopic   string        `help:"Raw audit events topic to read; empty to skip (the log sink skips it by default)." env:"KAUDIT_EVENTS_TOPIC" default:"${events_topic}"`
 	BatchSize     int           `name:"batch.size" help:"Most records written in one batch." env:"KAUDIT_BATCH_SIZE" default:"10000"`
 	FlushInterval time.Duration `name:"flush.interval" help:"Longest a read record waits for its batch to be written." env:"KAUDIT_FLUSH_INTERVAL" default:"1s"`
 	Tolerance     string        `name:"errors.tolerance" help:"On an undecodable record: all (dead-letter it and go on) or none (stop)." env:"KAUDIT_ERRORS_TOLERANCE" default:"all" enum:"all,none"`
-	DLQTopic      string        `name:"errors.deadletterqueue.topic.name" help:"Dead-letter topic; empty drops undecodable records (counted)." env:"KAUDIT_DLQ_TOPIC" default:"kaudit.dlq"`
+	DLQTopic      string        `name:"errors.deadletterqueue.topic.name" help:"Dead-letter topic; empty drops undecodable records (counted)." env:"KAUDIT_DLQ_TOPIC" default:"${dlq_topic}"`
 	Migrate       bool          `help:"Apply the ClickHouse migrations before starting." env:"KAUDIT_MIGRATE" negatable:"" default:"true"`
 }
 
 func main() {
 	var cfg config
-	kong.Parse(&cfg, kong.Description("kaudit sink: writes verdicts and audit events to ClickHouse, batched and idempotent."))
+	kong.Parse(&cfg, cli.Vars(), kong.Description("kaudit sink: writes verdicts and audit events to ClickHouse, batched and idempotent."))
 	log := cfg.Logger(os.Stderr)
 	if err := run(cfg); err != nil {
 		log.Error("kaudit-sink failed", "err", err)
@@ -110,7 +110,7 @@ func run(cfg config) error {
 	return err
 }
 
-func openClickHouse(ctx context.Context, cfg chclient.Config, migrate bool, log *slog.Logger) (sinks.Sink, error) {
+func openClickHouse(ctx context.Context, cfg store.Config, migrate bool, log *slog.Logger) (sinks.Sink, error) {
 	// ClickHouse may come up after the sink: wait for it, with backoff.
 	var conn driver.Conn
 	backoff := retry.WithCappedDuration(30*time.Second, retry.NewExponential(500*time.Millisecond))
@@ -121,7 +121,7 @@ func openClickHouse(ctx context.Context, cfg chclient.Config, migrate bool, log 
 				return retry.RetryableError(err)
 			}
 		}
-		c, err := chclient.Open(ctx, cfg)
+		c, err := store.Open(ctx, cfg)
 		if err != nil {
 			log.Warn("clickhouse not ready; retrying", "addr", cfg.Addr, "err", err)
 			return retry.RetryableError(err)

@@ -4,11 +4,13 @@ import (
 	"context"
 	"os"
 	"os/signal"
+	"slices"
+	"strings"
 	"syscall"
 	"time"
 
+	"github.com/kaudit/kaudit/internal/app/demo"
 	"github.com/kaudit/kaudit/internal/cli"
-	"github.com/kaudit/kaudit/internal/demo"
 )
 
 type demoCmd struct {
@@ -29,10 +31,15 @@ func (c *demoCmd) Run() error {
 		StateDir:   c.StateDir,
 		BrokerAddr: c.BrokerAddr,
 		ClickHouse: c.ClickHouse.Config(),
-		Duration:   c.Duration,
-		Rate:       c.Rate,
-		Out:        os.Stdout,
-		Logger:     c.Logger(os.Stderr),
+		// A configured server is used if it answers; otherwise the demo
+		// starts its own.
+		UseClickHouse: os.Getenv("KAUDIT_CLICKHOUSE_ADDR") != "" || slices.ContainsFunc(os.Args, func(a string) bool {
+			return strings.HasPrefix(a, "--clickhouse-addr")
+		}),
+		Duration: c.Duration,
+		Rate:     c.Rate,
+		Out:      os.Stdout,
+		Logger:   c.Logger(os.Stderr),
 	})
 }
 

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/kaudit/kaudit/internal/cli"
-	"github.com/kaudit/kaudit/processors/correlator"
+	"github.com/kaudit/kaudit/processors/expectations"
 )
 
 type expectCmd struct {
@@ -21,16 +21,16 @@ type expectCmd struct {
 
 type expectFlags struct {
 	cli.Kafka         `embed:""`
-	ExpectationsTopic string        `help:"Compacted topic of declared expectations." env:"KAUDIT_EXPECTATIONS_TOPIC" default:"kaudit.expectations"`
+	ExpectationsTopic string        `help:"Compacted topic of declared expectations." env:"KAUDIT_EXPECTATIONS_TOPIC" default:"${expectations_topic}"`
 	Timeout           time.Duration `help:"Give up after this long." default:"30s"`
 }
 
-func (f *expectFlags) store() (*correlator.ExpectationStore, context.Context, context.CancelFunc, error) {
+func (f *expectFlags) store() (*expectations.Store, context.Context, context.CancelFunc, error) {
 	opts, err := f.KgoOpts()
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	s, err := correlator.NewExpectationStore(f.ExpectationsTopic, opts...)
+	s, err := expectations.NewStore(f.ExpectationsTopic, opts...)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -53,7 +53,7 @@ func (c *expectSetCmd) Run() error {
 	}
 	defer cancel()
 	defer s.Close()
-	e := &correlator.Expectation{Topic: c.Topic, Groups: c.Groups, Deadline: correlator.Duration(c.Deadline), SinceNs: time.Now().UnixNano()}
+	e := &expectations.Expectation{Topic: c.Topic, Groups: c.Groups, Deadline: expectations.Duration(c.Deadline), SinceNs: time.Now().UnixNano()}
 	if err := s.Set(ctx, e); err != nil {
 		return err
 	}
@@ -110,7 +110,7 @@ func (c *expectDeleteCmd) Run() error {
 	return nil
 }
 
-func deadlineText(d correlator.Duration) string {
+func deadlineText(d expectations.Duration) string {
 	if d == 0 {
 		return "default"
 	}

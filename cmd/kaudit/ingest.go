@@ -7,7 +7,7 @@ import (
 	"os/signal"
 	"syscall"
 	"time"
-	_ "time/tzdata" // --blog-timezone works without the system's zoneinfo
+	_ "time/tzdata" // --timezone works without the system's zoneinfo
 
 	"github.com/kaudit/kaudit/internal/cli"
 	"github.com/kaudit/kaudit/processors/ingest"
@@ -17,13 +17,13 @@ type ingestCmd struct {
 	cli.Kafka `embed:""`
 	cli.Log   `embed:""`
 
-	From         string        `help:"Foreign audit topic to read (the blog interceptors' audit.topic)." env:"KAUDIT_INGEST_FROM" required:""`
-	Format       string        `help:"Format of its records: blog-json (the source blog's JSON) or kaudit (kaudit events, binary or JSON)." env:"KAUDIT_INGEST_FORMAT" default:"blog-json" enum:"blog-json,kaudit"`
+	From         string        `help:"Foreign audit topic to read (the librdkafka interceptors' audit.topic)." env:"KAUDIT_INGEST_FROM" required:""`
+	Format       string        `help:"Format of its records: interceptor-json (the librdkafka interceptors' JSON; blog-json is its former name) or kaudit (kaudit events, binary or JSON)." env:"KAUDIT_INGEST_FORMAT" default:"interceptor-json" enum:"interceptor-json,blog-json,kaudit"`
 	Group        string        `help:"Consumer group of the ingest; offsets are committed once the events are written. A new group starts at the oldest record." env:"KAUDIT_INGEST_GROUP" default:"kaudit-ingest"`
-	BlogTimezone string        `help:"Time zone of blog-json timestamps (the writers' local time, e.g. Europe/Berlin). Their resolution is 1s." env:"KAUDIT_BLOG_TIMEZONE" default:"UTC"`
+	Timezone     string        `help:"Time zone of interceptor-json timestamps (the writers' local time, e.g. Europe/Berlin). Their resolution is 1s." aliases:"blog-timezone" env:"KAUDIT_INGEST_TIMEZONE,KAUDIT_BLOG_TIMEZONE" default:"UTC"`
 	AuditBrokers []string      `help:"Bootstrap servers of the kaudit cluster (default: --brokers)." env:"KAUDIT_AUDIT_BROKERS" sep:","`
-	AuditTopic   string        `help:"Audit events topic to write." env:"KAUDIT_EVENTS_TOPIC" default:"kaudit.events"`
-	DLQTopic     string        `name:"dlq-topic" help:"Dead-letter topic for records that cannot be decoded." env:"KAUDIT_DLQ_TOPIC" default:"kaudit.dlq"`
+	AuditTopic   string        `help:"Audit events topic to write." env:"KAUDIT_EVENTS_TOPIC" default:"${events_topic}"`
+	DLQTopic     string        `name:"dlq-topic" help:"Dead-letter topic for records that cannot be decoded." env:"KAUDIT_DLQ_TOPIC" default:"${dlq_topic}"`
 	Duration     time.Duration `help:"Stop after this long (0: until interrupted)." env:"DURATION"`
 }
 
@@ -36,9 +36,9 @@ func (c *ingestCmd) Run() error {
 		ctx, cancel = context.WithTimeout(ctx, c.Duration)
 		defer cancel()
 	}
-	loc, err := time.LoadLocation(c.BlogTimezone)
+	loc, err := time.LoadLocation(c.Timezone)
 	if err != nil {
-		return fmt.Errorf("--blog-timezone: %w", err)
+		return fmt.Errorf("--timezone: %w", err)
 	}
 	opts, err := c.ClientOpts()
 	if err != nil {

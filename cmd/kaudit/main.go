@@ -14,6 +14,7 @@ import (
 	"os"
 
 	"github.com/alecthomas/kong"
+	"github.com/kaudit/kaudit/internal/cli"
 )
 
 type app struct {
@@ -25,13 +26,13 @@ type app struct {
 	Report    reportCmd    `cmd:"" help:"Print deliveries per topic and consumer group: expected, delivered, lost, late, duplicate, corrupted, completeness, latencies."`
 	Web       webCmd       `cmd:"" help:"Serve the web dashboard (overview, charts, anomalies, trails) and keep the rollups current."`
 	Retention retentionCmd `cmd:"" help:"Drop ClickHouse day partitions older than --keep."`
-	Ingest    ingestCmd    `cmd:"" help:"Re-emit a foreign audit topic (the source blog's JSON) as kaudit events."`
+	Ingest    ingestCmd    `cmd:"" help:"Re-emit a foreign audit topic (the librdkafka interceptors' JSON) as kaudit events."`
 	Expect    expectCmd    `cmd:"" help:"Manage the expected consumer groups of topics (kaudit.expectations)."`
 }
 
 func main() {
 	var a app
-	kctx := kong.Parse(&a,
+	kctx := kong.Parse(&a, cli.Vars(),
 		kong.Name("kaudit"),
 		kong.Description("kaudit audits every message's trip through Kafka."),
 		kong.UsageOnError(),

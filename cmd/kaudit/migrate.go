@@ -6,7 +6,7 @@ import (
 	"os"
 
 	"github.com/kaudit/kaudit/internal/cli"
-	"github.com/kaudit/kaudit/migrations"
+	"github.com/kaudit/kaudit/store/migrations"
 )
 
 type migrateCmd struct {

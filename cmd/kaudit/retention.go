@@ -6,16 +6,15 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/kaudit/kaudit/internal/chclient"
 	"github.com/kaudit/kaudit/internal/cli"
-	"github.com/kaudit/kaudit/report"
+	"github.com/kaudit/kaudit/store"
 )
 
 type retentionCmd struct {
 	cli.ClickHouse `embed:""`
 
-	Keep   span `help:"Keep this much history (required; e.g. 30d): whole day partitions older than that are dropped." placeholder:"SPAN"`
-	DryRun bool `help:"Only list the partitions that would be dropped."`
+	Keep   cli.Span `help:"Keep this much history (required; e.g. 30d): whole day partitions older than that are dropped." placeholder:"SPAN"`
+	DryRun bool     `help:"Only list the partitions that would be dropped."`
 }
 
 func (c *retentionCmd) Run() error {
@@ -23,14 +22,13 @@ func (c *retentionCmd) Run() error {
 		return errors.New("--keep is required and must be positive (e.g. --keep 30d)")
 	}
 	ctx := context.Background()
-	cfg := c.Config()
-	conn, err := chclient.Open(ctx, cfg)
+	conn, cfg, err := c.Open(ctx)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
 	cutoff := time.Now().Add(-time.Duration(c.Keep))
-	parts, err := report.DropBefore(ctx, conn, cfg.Database, cutoff, c.DryRun)
+	parts, err := store.DropBefore(ctx, conn, cfg.Database, cutoff, c.DryRun)
 	verb := "dropped"
 	if c.DryRun {
 		verb = "would drop"

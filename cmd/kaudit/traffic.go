@@ -12,8 +12,8 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/kaudit/kaudit/interceptors/emitter"
+	"github.com/kaudit/kaudit/internal/app/traffic"
 	"github.com/kaudit/kaudit/internal/cli"
-	"github.com/kaudit/kaudit/internal/traffic"
 )
 
 type trafficCmd struct {
@@ -21,7 +21,7 @@ type trafficCmd struct {
 	cli.Log   `embed:""`
 
 	AuditBrokers []string      `help:"Bootstrap servers of the audit cluster (default: --brokers)." env:"KAUDIT_AUDIT_BROKERS" sep:","`
-	AuditTopic   string        `help:"Audit events topic." env:"KAUDIT_EVENTS_TOPIC" default:"kaudit.events"`
+	AuditTopic   string        `help:"Audit events topic." env:"KAUDIT_EVENTS_TOPIC" default:"${events_topic}"`
 	Topic        string        `help:"Topic to produce to and consume from." env:"KAUDIT_DEMO_TOPIC" default:"demo.orders"`
 	Rate         int           `help:"Messages per second." env:"KAUDIT_DEMO_RATE" default:"100"`
 	Count        int           `help:"Stop producing after this many messages (0: never)." env:"KAUDIT_DEMO_COUNT" default:"0"`

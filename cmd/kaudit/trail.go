@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/kaudit/kaudit/internal/chclient"
 	"github.com/kaudit/kaudit/internal/cli"
 	"github.com/kaudit/kaudit/report"
 )
@@ -19,8 +18,7 @@ type trailCmd struct {
 
 func (c *trailCmd) Run() error {
 	ctx := context.Background()
-	cfg := c.Config()
-	conn, err := chclient.Open(ctx, cfg)
+	conn, cfg, err := c.Open(ctx)
 	if err != nil {
 		return err
 	}

@@ -5,8 +5,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kaudit/kaudit/audit"
 	"github.com/kaudit/kaudit/interceptors/emitter"
-	"github.com/kaudit/kaudit/internal/kafkatest"
+	"github.com/kaudit/kaudit/internal/testing/kafkatest"
 )
 
 // BenchmarkEmitter is the sustained cost per event of the whole emitter
@@ -15,7 +16,7 @@ import (
 // rate is the worker's.
 func BenchmarkEmitter(b *testing.B) {
 	c := kafkatest.NewCluster(b)
-	kafkatest.CreateTopic(b, c, emitter.DefaultTopic, 3)
+	kafkatest.CreateTopic(b, c, audit.DefaultEventsTopic, 3)
 	em, err := emitter.New(emitter.Config{Brokers: c.ListenAddrs(), EnqueueTimeout: time.Minute})
 	if err != nil {
 		b.Fatal(err)

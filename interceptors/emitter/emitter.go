@@ -11,12 +11,9 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/kaudit/kaudit/audit"
 	"github.com/kaudit/kaudit/codecs"
 )
-
-// DefaultTopic is the audit topic events go to unless Config.Topic says
-// otherwise.
-const DefaultTopic = "kaudit.events"
 
 // Defaults of the Config fields left zero.
 const (
@@ -46,11 +43,11 @@ type Config struct {
 	ClientOpts []kgo.Opt
 	// Client is an existing client to produce with instead of Brokers. The
 	// Emitter never closes it, but Close flushes it (all of its records). It must have been built with
-	// kgo.RecordPartitioner(Partitioner()) (see Partitioner for why), and
+	// kgo.RecordPartitioner(audit.Partitioner()) (see Partitioner for why), and
 	// must not carry audit hooks itself.
 	Client *kgo.Client
 
-	// Topic is the audit topic; DefaultTopic if empty.
+	// Topic is the audit topic; audit.DefaultEventsTopic if empty.
 	Topic string
 	// QueueSize is how many events may wait for the worker; DefaultQueueSize
 	// if zero.
@@ -124,7 +121,7 @@ func New(cfg Config) (*Emitter, error) {
 		return nil, fmt.Errorf("emitter: negative EnqueueTimeout %v", cfg.EnqueueTimeout)
 	}
 	if cfg.Topic == "" {
-		cfg.Topic = DefaultTopic
+		cfg.Topic = audit.DefaultEventsTopic
 	}
 	if cfg.QueueSize == 0 {
 		cfg.QueueSize = DefaultQueueSize
@@ -155,7 +152,7 @@ func New(cfg Config) (*Emitter, error) {
 	if e.cl == nil {
 		opts := append([]kgo.Opt{
 			kgo.SeedBrokers(cfg.Brokers...),
-			kgo.RecordPartitioner(Partitioner()),
+			kgo.RecordPartitioner(audit.Partitioner()),
 			kgo.ProducerLinger(cfg.Linger),
 			kgo.ClientID("kaudit-emitter"),
 		}, cfg.ClientOpts...)

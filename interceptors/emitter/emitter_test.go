@@ -18,9 +18,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/kaudit/kaudit/audit"
 	"github.com/kaudit/kaudit/codecs"
 	"github.com/kaudit/kaudit/interceptors/emitter"
-	"github.com/kaudit/kaudit/internal/kafkatest"
+	"github.com/kaudit/kaudit/internal/testing/kafkatest"
 )
 
 // saramaPartition is the partition goka's producer picks for key.
@@ -42,7 +43,7 @@ func TestPartitionerMatchesGoka(t *testing.T) {
 			key[j] = byte(rng.Uint32())
 		}
 		n := 1 + i%97
-		tp := emitter.Partitioner().ForTopic("kaudit.events")
+		tp := audit.Partitioner().ForTopic("kaudit.events")
 		got := tp.Partition(&kgo.Record{Key: key}, n)
 		if want := saramaPartition(t, key, int32(n)); int32(got) != want {
 			t.Fatalf("key %x, %d partitions: emitter partition %d, goka/sarama %d", key, n, got, want)
@@ -72,7 +73,7 @@ func event(i int) *codecs.Event {
 // ID, in the partition goka would choose, and decodes to what was emitted.
 func TestEmitSendsAndCloseFlushes(t *testing.T) {
 	c := kafkatest.NewCluster(t)
-	kafkatest.CreateTopic(t, c, emitter.DefaultTopic, 3)
+	kafkatest.CreateTopic(t, c, audit.DefaultEventsTopic, 3)
 
 	em, err := emitter.New(emitter.Config{Brokers: c.ListenAddrs()})
 	if err != nil {
@@ -96,7 +97,7 @@ func TestEmitSendsAndCloseFlushes(t *testing.T) {
 		t.Fatalf("Stats after Close = %+v, want %d enqueued and sent", s, n)
 	}
 
-	recs := kafkatest.Consume(t, c, emitter.DefaultTopic, n+1, 3*time.Second)
+	recs := kafkatest.Consume(t, c, audit.DefaultEventsTopic, n+1, 3*time.Second)
 	if len(recs) != n {
 		t.Fatalf("audit topic has %d records, want %d", len(recs), n)
 	}
@@ -270,7 +271,7 @@ func TestEnqueueTimeoutWaitsBounded(t *testing.T) {
 func TestExistingClient(t *testing.T) {
 	c := kafkatest.NewCluster(t)
 	kafkatest.CreateTopic(t, c, "audit", 2)
-	cl := kafkatest.Client(t, c, kgo.RecordPartitioner(emitter.Partitioner()))
+	cl := kafkatest.Client(t, c, kgo.RecordPartitioner(audit.Partitioner()))
 	em, err := emitter.New(emitter.Config{Client: cl, Topic: "audit"})
 	if err != nil {
 		t.Fatal(err)
@@ -297,7 +298,7 @@ func TestExistingClient(t *testing.T) {
 
 func TestCollector(t *testing.T) {
 	c := kafkatest.NewCluster(t)
-	kafkatest.CreateTopic(t, c, emitter.DefaultTopic, 1)
+	kafkatest.CreateTopic(t, c, audit.DefaultEventsTopic, 1)
 	em, err := emitter.New(emitter.Config{Brokers: c.ListenAddrs(), QueueSize: 1})
 	if err != nil {
 		t.Fatal(err)
@@ -364,7 +365,7 @@ func TestNewRejectsBadConfig(t *testing.T) {
 // Emit call must be accounted for exactly once.
 func TestConcurrentEmitAndClose(t *testing.T) {
 	c := kafkatest.NewCluster(t)
-	kafkatest.CreateTopic(t, c, emitter.DefaultTopic, 3)
+	kafkatest.CreateTopic(t, c, audit.DefaultEventsTopic, 3)
 	em, err := emitter.New(emitter.Config{Brokers: c.ListenAddrs(), QueueSize: 64})
 	if err != nil {
 		t.Fatal(err)

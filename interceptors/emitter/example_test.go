@@ -7,15 +7,16 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kfake"
 
+	"github.com/kaudit/kaudit/audit"
 	"github.com/kaudit/kaudit/codecs"
 	"github.com/kaudit/kaudit/interceptors/emitter"
 )
 
 func Example() {
-	audit, _ := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, emitter.DefaultTopic))
-	defer audit.Close()
+	auditCluster, _ := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, audit.DefaultEventsTopic))
+	defer auditCluster.Close()
 
-	em, err := emitter.New(emitter.Config{Brokers: audit.ListenAddrs()})
+	em, err := emitter.New(emitter.Config{Brokers: auditCluster.ListenAddrs()})
 	if err != nil {
 		panic(err)
 	}

@@ -9,10 +9,11 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/kaudit/kaudit/audit"
 	"github.com/kaudit/kaudit/codecs"
 	"github.com/kaudit/kaudit/interceptors/emitter"
 	"github.com/kaudit/kaudit/interceptors/kgoaudit"
-	"github.com/kaudit/kaudit/internal/kafkatest"
+	"github.com/kaudit/kaudit/internal/testing/kafkatest"
 )
 
 // encodingEmitter stands for an Emitter whose queue is always drained: it
@@ -71,7 +72,7 @@ func BenchmarkProduce(b *testing.B) {
 	b.Run("plain", func(b *testing.B) { run(b) })
 	b.Run("audited", func(b *testing.B) {
 		ac := kafkatest.NewCluster(b)
-		kafkatest.CreateTopic(b, ac, emitter.DefaultTopic, 3)
+		kafkatest.CreateTopic(b, ac, audit.DefaultEventsTopic, 3)
 		em, err := emitter.New(emitter.Config{Brokers: ac.ListenAddrs()})
 		if err != nil {
 			b.Fatal(err)
@@ -117,7 +118,7 @@ func BenchmarkHooks(b *testing.B) {
 		h := kgoaudit.New(em, kgoaudit.WithGroup("g"))
 		r := &kgo.Record{
 			Topic: "orders", Key: []byte("order-12345"), Value: benchValue, Timestamp: time.Now(),
-			Headers: []kgo.RecordHeader{{Key: codecs.CorrelationHeader, Value: []byte("5f0c3a52-8c1e-4d5b-9a57-0e1c2b3d4f5a")}},
+			Headers: []kgo.RecordHeader{{Key: audit.CorrelationHeader, Value: []byte("5f0c3a52-8c1e-4d5b-9a57-0e1c2b3d4f5a")}},
 		}
 		b.ReportAllocs()
 		for b.Loop() {

@@ -8,6 +8,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/kaudit/kaudit/audit"
 	"github.com/kaudit/kaudit/codecs"
 	"github.com/kaudit/kaudit/interceptors/emitter"
 	"github.com/kaudit/kaudit/interceptors/kgoaudit"
@@ -20,10 +21,10 @@ func Example() {
 	defer cancel()
 	app, _ := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, "orders"))
 	defer app.Close()
-	audit, _ := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, emitter.DefaultTopic))
-	defer audit.Close()
+	auditCluster, _ := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, audit.DefaultEventsTopic))
+	defer auditCluster.Close()
 
-	em, err := emitter.New(emitter.Config{Brokers: audit.ListenAddrs()})
+	em, err := emitter.New(emitter.Config{Brokers: auditCluster.ListenAddrs()})
 	if err != nil {
 		panic(err)
 	}
@@ -54,8 +55,8 @@ func Example() {
 	// Read the audit trail: both events share the correlation ID key, so
 	// they are in one partition, in order.
 	reader, _ := kgo.NewClient(
-		kgo.SeedBrokers(audit.ListenAddrs()...),
-		kgo.ConsumeTopics(emitter.DefaultTopic),
+		kgo.SeedBrokers(auditCluster.ListenAddrs()...),
+		kgo.ConsumeTopics(audit.DefaultEventsTopic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 	)
 	defer reader.Close()

@@ -9,8 +9,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/kaudit/kaudit/audit"
 	"github.com/kaudit/kaudit/codecs"
-	"github.com/kaudit/kaudit/internal/corrid"
 )
 
 // Source is the Event.Source of every event these hooks write.
@@ -138,7 +138,7 @@ type stateKey struct{}
 type produceState struct {
 	context.Context
 	ev codecs.Event
-	id [corrid.Len]byte // generated correlation ID; the header value points here
+	id [audit.CorrelationIDLen]byte // generated correlation ID; the header value points here
 }
 
 func (s *produceState) Value(key any) any {
@@ -184,12 +184,12 @@ func (h *Hooks) OnProduceRecordBuffered(r *kgo.Record) {
 	if i >= 0 && len(r.Headers[i].Value) > 0 {
 		s.ev.CorrelationID = string(r.Headers[i].Value)
 	} else {
-		corrid.New(&s.id)
+		audit.PutCorrelationID(&s.id)
 		s.ev.CorrelationID = string(s.id[:])
 		if i >= 0 {
 			r.Headers[i].Value = s.id[:]
 		} else {
-			r.Headers = append(r.Headers, kgo.RecordHeader{Key: codecs.CorrelationHeader, Value: s.id[:]})
+			r.Headers = append(r.Headers, kgo.RecordHeader{Key: audit.CorrelationHeader, Value: s.id[:]})
 		}
 	}
 	r.Context = s
@@ -310,7 +310,7 @@ func (h *Hooks) guard() {
 
 func headerIndex(hs []kgo.RecordHeader) int {
 	for i := range hs {
-		if hs[i].Key == codecs.CorrelationHeader {
+		if hs[i].Key == audit.CorrelationHeader {
 			return i
 		}
 	}

@@ -15,10 +15,11 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/kaudit/kaudit/audit"
 	"github.com/kaudit/kaudit/codecs"
 	"github.com/kaudit/kaudit/interceptors/emitter"
 	"github.com/kaudit/kaudit/interceptors/kgoaudit"
-	"github.com/kaudit/kaudit/internal/kafkatest"
+	"github.com/kaudit/kaudit/internal/testing/kafkatest"
 )
 
 // fakeClock ticks one microsecond per reading, from a fixed start.
@@ -35,7 +36,7 @@ func (c *fakeClock) Now() time.Time {
 func auditCluster(t *testing.T) (*kfake.Cluster, *emitter.Emitter) {
 	t.Helper()
 	c := kafkatest.NewCluster(t)
-	kafkatest.CreateTopic(t, c, emitter.DefaultTopic, 3)
+	kafkatest.CreateTopic(t, c, audit.DefaultEventsTopic, 3)
 	em, err := emitter.New(emitter.Config{Brokers: c.ListenAddrs()})
 	if err != nil {
 		t.Fatal(err)
@@ -53,7 +54,7 @@ func auditEvents(t *testing.T, c *kfake.Cluster, em *emitter.Emitter, n int) []*
 	if err := em.Close(ctx); err != nil {
 		t.Fatalf("emitter Close: %v", err)
 	}
-	recs := kafkatest.Consume(t, c, emitter.DefaultTopic, n+1, 2*time.Second)
+	recs := kafkatest.Consume(t, c, audit.DefaultEventsTopic, n+1, 2*time.Second)
 	if len(recs) != n {
 		t.Fatalf("audit topic holds %d events, want %d (emitter %+v)", len(recs), n, em.Stats())
 	}
@@ -127,7 +128,7 @@ func TestProduceAndConsumeAreAudited(t *testing.T) {
 			Headers: []kgo.RecordHeader{{Key: "app", Value: []byte("shop")}},
 		}
 		if i == 0 {
-			r.Headers = append(r.Headers, kgo.RecordHeader{Key: codecs.CorrelationHeader, Value: []byte("keep-me")})
+			r.Headers = append(r.Headers, kgo.RecordHeader{Key: audit.CorrelationHeader, Value: []byte("keep-me")})
 		}
 		producer.Produce(ctx, r, func(r *kgo.Record, err error) {
 			mu.Lock()
@@ -136,7 +137,7 @@ func TestProduceAndConsumeAreAudited(t *testing.T) {
 				perrs = append(perrs, err)
 				return
 			}
-			id, cnt := header(r, codecs.CorrelationHeader)
+			id, cnt := header(r, audit.CorrelationHeader)
 			if cnt != 1 {
 				perrs = append(perrs, fmt.Errorf("record %s has %d correlation headers", r.Key, cnt))
 			}
@@ -178,7 +179,7 @@ func TestProduceAndConsumeAreAudited(t *testing.T) {
 		}
 		fs.EachError(func(_ string, _ int32, err error) { t.Fatalf("fetch: %v", err) })
 		fs.EachRecord(func(r *kgo.Record) {
-			id, _ := header(r, codecs.CorrelationHeader)
+			id, _ := header(r, audit.CorrelationHeader)
 			consumed[pos{r.Partition, r.Offset}] = id
 		})
 	}
@@ -293,7 +294,7 @@ func TestFailedProduceIsAudited(t *testing.T) {
 		if !errors.Is(err, kerr.InvalidRecord) {
 			t.Fatalf("produce to failing broker: %v, want INVALID_RECORD", err)
 		}
-		id, _ := header(r, codecs.CorrelationHeader)
+		id, _ := header(r, audit.CorrelationHeader)
 		ids[id] = true
 	}
 
@@ -381,7 +382,7 @@ func TestAuditTopicIsNotAudited(t *testing.T) {
 	if err := cl.ProduceSync(ctx, r).FirstErr(); err != nil {
 		t.Fatal(err)
 	}
-	if _, n := header(r, codecs.CorrelationHeader); n != 0 {
+	if _, n := header(r, audit.CorrelationHeader); n != 0 {
 		t.Errorf("audit record got %d correlation headers", n)
 	}
 	if s := hooks.Stats(); s != (kgoaudit.Stats{}) {

@@ -7,9 +7,10 @@ import (
 
 	"github.com/IBM/sarama"
 
+	"github.com/kaudit/kaudit/audit"
 	"github.com/kaudit/kaudit/interceptors/emitter"
 	"github.com/kaudit/kaudit/interceptors/saramaaudit"
-	"github.com/kaudit/kaudit/internal/kafkatest"
+	"github.com/kaudit/kaudit/internal/testing/kafkatest"
 )
 
 // BenchmarkAsyncProducer produces 100-byte messages through sarama's async
@@ -34,7 +35,7 @@ func BenchmarkAsyncProducer(b *testing.B) {
 			var err error
 			if audited {
 				ac := kafkatest.NewCluster(b)
-				kafkatest.CreateTopic(b, ac, emitter.DefaultTopic, 3)
+				kafkatest.CreateTopic(b, ac, audit.DefaultEventsTopic, 3)
 				if em, err = emitter.New(emitter.Config{Brokers: ac.ListenAddrs()}); err != nil {
 					b.Fatal(err)
 				}

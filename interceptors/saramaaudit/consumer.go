@@ -5,6 +5,7 @@ import (
 
 	"github.com/IBM/sarama"
 
+	"github.com/kaudit/kaudit/audit"
 	"github.com/kaudit/kaudit/codecs"
 )
 
@@ -41,7 +42,7 @@ func (ci *ConsumerInterceptor) OnConsume(m *sarama.ConsumerMessage) {
 	}
 	var id []byte
 	for _, h := range m.Headers {
-		if h != nil && string(h.Key) == codecs.CorrelationHeader {
+		if h != nil && string(h.Key) == audit.CorrelationHeader {
 			id = h.Value
 			break
 		}

@@ -10,14 +10,14 @@ import (
 	"github.com/lovoo/goka/codec"
 	"github.com/twmb/franz-go/pkg/kfake"
 
-	"github.com/kaudit/kaudit/codecs"
+	"github.com/kaudit/kaudit/audit"
 	"github.com/kaudit/kaudit/interceptors/emitter"
 	"github.com/kaudit/kaudit/interceptors/saramaaudit"
 )
 
 func ExampleNewAsyncProducer() {
 	// An in-process broker stands in for Kafka.
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "orders", emitter.DefaultTopic))
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "orders", audit.DefaultEventsTopic))
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -42,7 +42,7 @@ func ExampleNewAsyncProducer() {
 	producer.Input() <- &sarama.ProducerMessage{Topic: "orders", Value: sarama.StringEncoder("order 1")}
 	msg := <-producer.Successes()
 	for _, h := range msg.Headers {
-		if string(h.Key) == codecs.CorrelationHeader {
+		if string(h.Key) == audit.CorrelationHeader {
 			fmt.Println("correlation ID length:", len(h.Value))
 		}
 	}

@@ -6,8 +6,8 @@ import (
 
 	"github.com/IBM/sarama"
 
+	"github.com/kaudit/kaudit/audit"
 	"github.com/kaudit/kaudit/codecs"
-	"github.com/kaudit/kaudit/internal/corrid"
 )
 
 // sendState is what the send side learned about a message, handed to the
@@ -18,8 +18,8 @@ type sendState struct {
 	meta   any
 	sendNs int64
 	id     string
-	idBuf  [corrid.Len]byte // the generated ID; the header value points here
-	keyBuf [len(codecs.CorrelationHeader)]byte
+	idBuf  [audit.CorrelationIDLen]byte // the generated ID; the header value points here
+	keyBuf [len(audit.CorrelationHeader)]byte
 }
 
 // producerAudit is the audit logic shared by the async and sync producers.
@@ -57,7 +57,7 @@ func (p *producerAudit) prepare(m *sarama.ProducerMessage) *sendState {
 		s.id = string(m.Headers[i].Value)
 		return s
 	}
-	corrid.New(&s.idBuf)
+	audit.PutCorrelationID(&s.idBuf)
 	s.id = string(s.idBuf[:])
 	// A new slice: the application may share one backing array between
 	// messages.
@@ -66,7 +66,7 @@ func (p *producerAudit) prepare(m *sarama.ProducerMessage) *sendState {
 	if i >= 0 {
 		hs[i].Value = s.idBuf[:]
 	} else {
-		copy(s.keyBuf[:], codecs.CorrelationHeader)
+		copy(s.keyBuf[:], audit.CorrelationHeader)
 		hs = append(hs, sarama.RecordHeader{Key: s.keyBuf[:], Value: s.idBuf[:]})
 	}
 	m.Headers = hs
@@ -157,7 +157,7 @@ func encoded(enc sarama.Encoder) ([]byte, error) {
 
 func headerIndex(hs []sarama.RecordHeader) int {
 	for i := range hs {
-		if string(hs[i].Key) == codecs.CorrelationHeader {
+		if string(hs[i].Key) == audit.CorrelationHeader {
 			return i
 		}
 	}

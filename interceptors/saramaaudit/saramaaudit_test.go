@@ -16,10 +16,11 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/kaudit/kaudit/audit"
 	"github.com/kaudit/kaudit/codecs"
 	"github.com/kaudit/kaudit/interceptors/emitter"
 	"github.com/kaudit/kaudit/interceptors/saramaaudit"
-	"github.com/kaudit/kaudit/internal/kafkatest"
+	"github.com/kaudit/kaudit/internal/testing/kafkatest"
 )
 
 // auditCluster starts a separate cluster holding the audit topic and an
@@ -27,7 +28,7 @@ import (
 func auditCluster(t *testing.T) (*kfake.Cluster, *emitter.Emitter) {
 	t.Helper()
 	c := kafkatest.NewCluster(t)
-	kafkatest.CreateTopic(t, c, emitter.DefaultTopic, 3)
+	kafkatest.CreateTopic(t, c, audit.DefaultEventsTopic, 3)
 	em, err := emitter.New(emitter.Config{Brokers: c.ListenAddrs()})
 	if err != nil {
 		t.Fatal(err)
@@ -45,7 +46,7 @@ func auditEvents(t *testing.T, c *kfake.Cluster, em *emitter.Emitter, n int) []*
 	if err := em.Close(ctx); err != nil {
 		t.Fatalf("emitter Close: %v", err)
 	}
-	recs := kafkatest.Consume(t, c, emitter.DefaultTopic, n+1, 2*time.Second)
+	recs := kafkatest.Consume(t, c, audit.DefaultEventsTopic, n+1, 2*time.Second)
 	if len(recs) != n {
 		t.Fatalf("audit topic holds %d events, want %d (emitter %+v)", len(recs), n, em.Stats())
 	}
@@ -74,7 +75,7 @@ func saramaConfig(clientID string) *sarama.Config {
 func correlationIDs(hs []sarama.RecordHeader) []string {
 	var ids []string
 	for _, h := range hs {
-		if string(h.Key) == codecs.CorrelationHeader {
+		if string(h.Key) == audit.CorrelationHeader {
 			ids = append(ids, string(h.Value))
 		}
 	}
@@ -83,7 +84,7 @@ func correlationIDs(hs []sarama.RecordHeader) []string {
 
 func recordID(r *kgo.Record) string {
 	for _, h := range r.Headers {
-		if h.Key == codecs.CorrelationHeader {
+		if h.Key == audit.CorrelationHeader {
 			return string(h.Value)
 		}
 	}
@@ -123,7 +124,7 @@ func TestAsyncProducer(t *testing.T) {
 				Headers:  shared,
 			}
 			if i%10 == 0 {
-				m.Headers = []sarama.RecordHeader{{Key: []byte(codecs.CorrelationHeader), Value: fmt.Appendf(nil, "upstream-%d", i)}}
+				m.Headers = []sarama.RecordHeader{{Key: []byte(audit.CorrelationHeader), Value: fmt.Appendf(nil, "upstream-%d", i)}}
 			}
 			p.Input() <- m
 		}
@@ -328,7 +329,7 @@ func TestConsumerGroup(t *testing.T) {
 		if i%6 != 0 { // every 6th message is not audited
 			id := fmt.Sprintf("id-%d", i)
 			ids[id] = true
-			r.Headers = []kgo.RecordHeader{{Key: codecs.CorrelationHeader, Value: []byte(id)}}
+			r.Headers = []kgo.RecordHeader{{Key: audit.CorrelationHeader, Value: []byte(id)}}
 		}
 		recs = append(recs, r)
 	}
@@ -411,7 +412,7 @@ func (c *collect) byID(id string) *sarama.ConsumerMessage {
 	defer c.mu.Unlock()
 	for _, m := range c.msgs {
 		for _, h := range m.Headers {
-			if string(h.Key) == codecs.CorrelationHeader && string(h.Value) == id {
+			if string(h.Key) == audit.CorrelationHeader && string(h.Value) == id {
 				return m
 			}
 		}

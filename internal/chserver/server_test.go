@@ -16,8 +16,9 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
-	"github.com/kaudit/kaudit/internal/chclient"
 	"github.com/kaudit/kaudit/internal/chserver"
+	"github.com/kaudit/kaudit/internal/testing/itest"
+	"github.com/kaudit/kaudit/store"
 )
 
 func testLogger(t *testing.T) *slog.Logger {
@@ -32,6 +33,7 @@ func (w testWriter) Write(p []byte) (int, error) {
 }
 
 func TestStartStop(t *testing.T) {
+	itest.Integration(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	dir := t.TempDir()
@@ -61,7 +63,7 @@ func TestStartStop(t *testing.T) {
 		t.Errorf("Addr() = %q, want a 127.0.0.1 address", srv.Addr())
 	}
 
-	conn, err := chclient.Open(ctx, chclient.Config{Addr: srv.Addr(), Database: "default"})
+	conn, err := store.Open(ctx, store.Config{Addr: srv.Addr(), Database: "default"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,6 +118,7 @@ func TestStartStop(t *testing.T) {
 }
 
 func TestRestartKeepsData(t *testing.T) {
+	itest.Integration(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	dir := t.TempDir()
@@ -124,7 +127,7 @@ func TestRestartKeepsData(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	conn, err := chclient.Open(ctx, chclient.Config{Addr: srv.Addr(), Database: "default"})
+	conn, err := store.Open(ctx, store.Config{Addr: srv.Addr(), Database: "default"})
 	if err != nil {
 		_ = srv.Stop()
 		t.Fatal(err)
@@ -156,7 +159,7 @@ func TestRestartKeepsData(t *testing.T) {
 			t.Error(err)
 		}
 	}()
-	conn, err = chclient.Open(ctx, chclient.Config{Addr: srv2.Addr(), Database: "default"})
+	conn, err = store.Open(ctx, store.Config{Addr: srv2.Addr(), Database: "default"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,6 +176,7 @@ func TestRestartKeepsData(t *testing.T) {
 // A server that cannot start exits; Start must say so and show the
 // server's own explanation. Here the server's status file is a directory.
 func TestStartFailureShowsServerLog(t *testing.T) {
+	itest.Integration(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	dir := t.TempDir()
@@ -195,6 +199,7 @@ func TestStartFailureShowsServerLog(t *testing.T) {
 }
 
 func TestStartTemporaryDirRemoved(t *testing.T) {
+	itest.Integration(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	srv, err := chserver.Start(ctx, chserver.Options{})
@@ -214,6 +219,7 @@ func TestStartTemporaryDirRemoved(t *testing.T) {
 }
 
 func TestEnsureFindsInstalledBinary(t *testing.T) {
+	itest.Integration(t)
 	p, err := chserver.Ensure(context.Background(), testLogger(t))
 	if err != nil {
 		t.Fatal(err)

@@ -18,25 +18,23 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strconv"
+	"slices"
 	"sync/atomic"
 	"time"
 
 	"github.com/IBM/sarama"
 	"github.com/lovoo/goka"
-	"github.com/lovoo/goka/storage"
 
+	"github.com/kaudit/kaudit/audit"
 	"github.com/kaudit/kaudit/codecs"
+	"github.com/kaudit/kaudit/processors/expectations"
+	"github.com/kaudit/kaudit/processors/internal/gokaopts"
 	"github.com/kaudit/kaudit/processors/learner"
 )
 
 // Defaults of Config.
 const (
 	DefaultGroup         = "kaudit-correlator"
-	DefaultEventsTopic   = "kaudit.events"
-	DefaultVerdictsTopic = "kaudit.verdicts"
-	DefaultDLQTopic      = "kaudit.dlq"
-	DefaultExpectTopic   = "kaudit.expectations"
 	DefaultPartitions    = 6
 	DefaultDeadline      = 5 * time.Minute
 	DefaultGrace         = 15 * time.Minute
@@ -76,7 +74,7 @@ type Config struct {
 
 	// Expectations are declared expectations (e.g. from a file); the
 	// expectations topic adds to them and wins for the topics it names.
-	Expectations []*Expectation
+	Expectations []*expectations.Expectation
 	// ExpectationsTopic is the compacted topic of declared expectations,
 	// keyed by topic ("kaudit expect set" writes it).
 	ExpectationsTopic string
@@ -91,18 +89,44 @@ type Config struct {
 	Now func() time.Time
 }
 
+// ApplyFile merges an expectations file into c: its topics are added to
+// Expectations, and its default deadline, grace and learning warm-up, when
+// set, replace c's.
+func (c *Config) ApplyFile(f *expectations.File) {
+	if f == nil {
+		return
+	}
+	topics := make([]string, 0, len(f.Topics))
+	for t := range f.Topics {
+		topics = append(topics, t)
+	}
+	slices.Sort(topics)
+	for _, t := range topics {
+		c.Expectations = append(c.Expectations, f.Topics[t])
+	}
+	if f.DefaultDeadline > 0 {
+		c.DefaultDeadline = time.Duration(f.DefaultDeadline)
+	}
+	if f.Grace > 0 {
+		c.Grace = time.Duration(f.Grace)
+	}
+	if f.LearnWarmup != nil {
+		c.LearnWarmup = time.Duration(*f.LearnWarmup)
+	}
+}
+
 func (c *Config) setDefaults() {
 	if c.Group == "" {
 		c.Group = DefaultGroup
 	}
 	if c.EventsTopic == "" {
-		c.EventsTopic = DefaultEventsTopic
+		c.EventsTopic = audit.DefaultEventsTopic
 	}
 	if c.VerdictsTopic == "" {
-		c.VerdictsTopic = DefaultVerdictsTopic
+		c.VerdictsTopic = audit.DefaultVerdictsTopic
 	}
 	if c.DLQTopic == "" {
-		c.DLQTopic = DefaultDLQTopic
+		c.DLQTopic = audit.DefaultDLQTopic
 	}
 	if c.Partitions <= 0 {
 		c.Partitions = DefaultPartitions
@@ -120,7 +144,7 @@ func (c *Config) setDefaults() {
 		c.Grace = DefaultGrace
 	}
 	if c.ExpectationsTopic == "" {
-		c.ExpectationsTopic = DefaultExpectTopic
+		c.ExpectationsTopic = audit.DefaultExpectationsTopic
 	}
 	if c.LearnerGroup == "" {
 		c.LearnerGroup = learner.DefaultGroup
@@ -183,7 +207,7 @@ func (c *Correlator) Graph() *goka.GroupGraph {
 		goka.Input(goka.Stream(c.cfg.EventsTopic), eventInputCodec{}, c.onEvent),
 		goka.Visitor(sweepVisitor, c.onSweep),
 		goka.Persist(TrailCodec{}),
-		goka.Lookup(goka.Table(c.cfg.ExpectationsTopic), ExpectationCodec{}),
+		goka.Lookup(goka.Table(c.cfg.ExpectationsTopic), expectations.Codec{}),
 		goka.Output(goka.Stream(c.cfg.VerdictsTopic), codecs.VerdictCodec{}),
 		goka.Output(goka.Stream(c.cfg.DLQTopic), rawCodec{}),
 	}
@@ -196,18 +220,18 @@ func (c *Correlator) Graph() *goka.GroupGraph {
 // policyFor returns what the correlator knows about topic now.
 func (c *Correlator) policyFor(ctx goka.Context, topic string) policy {
 	p := policy{deadline: c.cfg.DefaultDeadline, warmup: c.cfg.LearnWarmup}
-	var fromFile *Expectation
+	var fromFile *expectations.Expectation
 	for _, e := range c.cfg.Expectations {
 		if e != nil && e.Topic == topic {
 			fromFile = e
 		}
 	}
-	fromTopic, _ := ctx.Lookup(goka.Table(c.cfg.ExpectationsTopic), topic).(*Expectation)
+	fromTopic, _ := ctx.Lookup(goka.Table(c.cfg.ExpectationsTopic), topic).(*expectations.Expectation)
 	switch {
 	case fromTopic != nil:
-		p.declared = []*Expectation{fromTopic}
+		p.declared = []*expectations.Expectation{fromTopic}
 	case fromFile != nil:
-		p.declared = []*Expectation{fromFile}
+		p.declared = []*expectations.Expectation{fromFile}
 	}
 	for _, e := range p.declared {
 		if e.Deadline > 0 {
@@ -272,15 +296,6 @@ func (c *Correlator) emit(ctx goka.Context, verdicts []codecs.Verdict) {
 	c.verdicts.Add(uint64(len(verdicts)))
 }
 
-// Dead-letter headers, named as Kafka Connect names them.
-const (
-	HeaderErrTopic     = "__connect.errors.topic"
-	HeaderErrPartition = "__connect.errors.partition"
-	HeaderErrOffset    = "__connect.errors.offset"
-	HeaderErrMessage   = "__connect.errors.exception.message"
-	HeaderErrStage     = "__connect.errors.stage"
-)
-
 func (c *Correlator) deadLetter(ctx goka.Context, raw []byte, reason error) {
 	c.dead.Add(1)
 	c.log.Warn("audit event sent to dead-letter topic",
@@ -288,37 +303,17 @@ func (c *Correlator) deadLetter(ctx goka.Context, raw []byte, reason error) {
 	if raw == nil {
 		raw = []byte{}
 	}
-	ctx.Emit(goka.Stream(c.cfg.DLQTopic), ctx.Key(), raw, goka.WithCtxEmitHeaders(goka.Headers{
-		HeaderErrTopic:     []byte(ctx.Topic()),
-		HeaderErrPartition: []byte(strconv.Itoa(int(ctx.Partition()))),
-		HeaderErrOffset:    []byte(strconv.FormatInt(ctx.Offset(), 10)),
-		HeaderErrMessage:   []byte(reason.Error()),
-		HeaderErrStage:     []byte("correlator"),
-	}))
+	headers := goka.Headers{}
+	for _, h := range audit.DeadLetterHeaders(string(ctx.Topic()), ctx.Partition(), ctx.Offset(), "correlator", reason) {
+		headers[h.Key] = h.Value
+	}
+	ctx.Emit(goka.Stream(c.cfg.DLQTopic), ctx.Key(), raw, goka.WithCtxEmitHeaders(headers))
 }
 
-// saramaConfig returns a fresh copy of the base config with the
-// correlator's settings: read the events from the beginning.
-func (c *Correlator) saramaConfig() *sarama.Config {
-	var cfg sarama.Config
-	if c.cfg.Sarama != nil {
-		cfg = *c.cfg.Sarama
-	} else {
-		cfg = *goka.DefaultConfig()
-	}
-	cfg.Consumer.Offsets.Initial = sarama.OffsetOldest
-	cfg.Consumer.Group.Rebalance.Strategy = goka.CopartitioningStrategy
-	cfg.Consumer.Return.Errors = true
-	cfg.Producer.Return.Successes = true
-	cfg.Producer.Return.Errors = true
-	return &cfg
-}
+func (c *Correlator) saramaConfig() *sarama.Config { return gokaopts.Sarama(c.cfg.Sarama) }
 
 func (c *Correlator) topicManagerConfig() *goka.TopicManagerConfig {
-	tm := goka.NewTopicManagerConfig()
-	tm.Table.Replication = c.cfg.Replication
-	tm.Stream.Replication = c.cfg.Replication
-	return tm
+	return gokaopts.TopicManager(c.cfg.Replication)
 }
 
 // EnsureTopics creates the events, verdicts and dead-letter topics if they
@@ -343,15 +338,32 @@ func (c *Correlator) EnsureTopics() error {
 // Options are the goka processor options the correlator runs with; tests
 // append goka.WithTester.
 func (c *Correlator) Options() []goka.ProcessorOption {
-	return []goka.ProcessorOption{
-		goka.WithStorageBuilder(storage.DefaultBuilder(c.cfg.StorageDir)),
-		goka.WithConsumerGroupBuilder(goka.ConsumerGroupBuilderWithConfig(c.saramaConfig())),
-		goka.WithConsumerSaramaBuilder(goka.SaramaConsumerBuilderWithConfig(c.saramaConfig())),
-		goka.WithProducerBuilder(goka.ProducerBuilderWithConfig(c.saramaConfig())),
-		goka.WithTopicManagerBuilder(goka.TopicManagerBuilderWithConfig(c.saramaConfig(), c.topicManagerConfig())),
-		goka.WithLogger(gokaLogger{c.log}),
-		goka.WithClientID(c.cfg.Group),
+	return gokaopts.Options(gokaopts.Config{
+		Base:        c.cfg.Sarama,
+		StorageDir:  c.cfg.StorageDir,
+		Replication: c.cfg.Replication,
+		ClientID:    c.cfg.Group,
+		Logger:      c.log,
+	})
+}
+
+// Learner returns the learner the correlator's learned expectations need,
+// configured from the correlator's own settings (brokers, client settings,
+// events topic, replication, storage next to the correlator's); nil when
+// learning is off. Run it beside the correlator.
+func (c *Correlator) Learner() (*learner.Learner, error) {
+	if c.cfg.LearnWarmup <= 0 {
+		return nil, nil
 	}
+	return learner.New(learner.Config{
+		Brokers:     c.cfg.Brokers,
+		Sarama:      c.cfg.Sarama,
+		Group:       c.cfg.LearnerGroup,
+		EventsTopic: c.cfg.EventsTopic,
+		StorageDir:  c.cfg.StorageDir + "-learner",
+		Replication: c.cfg.Replication,
+		Logger:      c.log.With("component", "learner"),
+	})
 }
 
 // Run runs the correlator until ctx is cancelled or it fails. It creates
@@ -415,13 +427,4 @@ func (c *Correlator) Sweep(ctx context.Context, proc *goka.Processor) error {
 	}
 	c.open.Store(n - int64(c.deleted.Load()-deletedBefore))
 	return nil
-}
-
-// gokaLogger adapts slog to goka's logger.
-type gokaLogger struct{ l *slog.Logger }
-
-func (g gokaLogger) Print(v ...any)   { g.l.Debug(fmt.Sprint(v...), "component", "goka") }
-func (g gokaLogger) Println(v ...any) { g.l.Debug(fmt.Sprint(v...), "component", "goka") }
-func (g gokaLogger) Printf(format string, v ...any) {
-	g.l.Debug(fmt.Sprintf(format, v...), "component", "goka")
 }

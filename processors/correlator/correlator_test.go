@@ -8,8 +8,10 @@ import (
 	"github.com/lovoo/goka"
 	"github.com/lovoo/goka/tester"
 
+	"github.com/kaudit/kaudit/audit"
 	"github.com/kaudit/kaudit/codecs"
 	"github.com/kaudit/kaudit/processors/correlator"
+	"github.com/kaudit/kaudit/processors/expectations"
 	"github.com/kaudit/kaudit/processors/learner"
 )
 
@@ -64,19 +66,19 @@ func newHarness(t *testing.T, mod ...func(*correlator.Config)) *harness {
 			t.Errorf("processor: %v", err)
 		}
 	})
-	h.verdicts = h.tt.NewQueueTracker(correlator.DefaultVerdictsTopic)
-	h.dlq = h.tt.NewQueueTracker(correlator.DefaultDLQTopic)
+	h.verdicts = h.tt.NewQueueTracker(audit.DefaultVerdictsTopic)
+	h.dlq = h.tt.NewQueueTracker(audit.DefaultDLQTopic)
 	return h
 }
 
 func (h *harness) expect(topic string, groups ...string) {
-	h.tt.SetTableValue(goka.Table(correlator.DefaultExpectTopic), topic, &correlator.Expectation{Topic: topic, Groups: groups})
+	h.tt.SetTableValue(goka.Table(audit.DefaultExpectationsTopic), topic, &expectations.Expectation{Topic: topic, Groups: groups})
 }
 
 func (h *harness) send(events ...*codecs.Event) {
 	h.t.Helper()
 	for _, e := range events {
-		h.tt.Consume(correlator.DefaultEventsTopic, e.CorrelationID, codecs.AppendEvent(nil, e))
+		h.tt.Consume(audit.DefaultEventsTopic, e.CorrelationID, codecs.AppendEvent(nil, e))
 	}
 }
 
@@ -208,8 +210,8 @@ func TestLateWithoutSweep(t *testing.T) {
 // An expectation set after a message was acknowledged does not hold it.
 func TestExpectationSince(t *testing.T) {
 	h := newHarness(t)
-	h.tt.SetTableValue(goka.Table(correlator.DefaultExpectTopic), "orders",
-		&correlator.Expectation{Topic: "orders", Groups: []string{"a"}, SinceNs: h.base + sec})
+	h.tt.SetTableValue(goka.Table(audit.DefaultExpectationsTopic), "orders",
+		&expectations.Expectation{Topic: "orders", Groups: []string{"a"}, SinceNs: h.base + sec})
 	h.send(h.produce("old", 0, 0), h.produce("new", 2*sec, 2*sec))
 	h.sweepAt(time.Minute.Nanoseconds())
 	got := h.want("sweep", "a", "LOST", "not_consumed")
@@ -221,7 +223,7 @@ func TestExpectationSince(t *testing.T) {
 // Expectations from the file apply; a per-topic deadline overrides the default.
 func TestExpectationsFromConfig(t *testing.T) {
 	h := newHarness(t, func(c *correlator.Config) {
-		c.Expectations = []*correlator.Expectation{{Topic: "orders", Groups: []string{"a"}, Deadline: correlator.Duration(2 * time.Second)}}
+		c.Expectations = []*expectations.Expectation{{Topic: "orders", Groups: []string{"a"}, Deadline: expectations.Duration(2 * time.Second)}}
 	})
 	h.send(h.produce("m", 0, 0))
 	h.sweepAt(3 * sec)
@@ -325,14 +327,14 @@ func TestLearnedExpectation(t *testing.T) {
 // with the reason, and the processor keeps going.
 func TestMalformedGoesToDLQ(t *testing.T) {
 	h := newHarness(t)
-	h.tt.Consume(correlator.DefaultEventsTopic, "k", []byte{0xff, 0x00, 0x13, 0x37})
-	h.tt.Consume(correlator.DefaultEventsTopic, "not-m4", codecs.AppendEvent(nil, h.produce("m4", 1, 2)))
+	h.tt.Consume(audit.DefaultEventsTopic, "k", []byte{0xff, 0x00, 0x13, 0x37})
+	h.tt.Consume(audit.DefaultEventsTopic, "not-m4", codecs.AppendEvent(nil, h.produce("m4", 1, 2)))
 	for i, wantKey := range []string{"k", "not-m4"} {
 		hdr, key, _, ok := h.dlq.NextWithHeaders()
 		if !ok {
 			t.Fatalf("dead letter %d missing", i)
 		}
-		if key != wantKey || len(hdr[correlator.HeaderErrMessage]) == 0 || string(hdr[correlator.HeaderErrTopic]) != correlator.DefaultEventsTopic {
+		if key != wantKey || len(hdr[audit.HeaderErrMessage]) == 0 || string(hdr[audit.HeaderErrTopic]) != audit.DefaultEventsTopic {
 			t.Errorf("dead letter %d: key %q headers %q", i, key, hdr)
 		}
 	}

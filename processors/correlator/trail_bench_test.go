@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/kaudit/kaudit/codecs"
+	"github.com/kaudit/kaudit/processors/expectations"
 )
 
 // BenchmarkTrail measures the correlator's work per audit event without
@@ -13,7 +14,7 @@ import (
 // verdicts — what the goka callback does for each event. One op is one
 // message's trail: a produce and three consumes (4 events).
 func BenchmarkTrail(b *testing.B) {
-	p := policy{deadline: time.Minute, declared: []*Expectation{{Topic: "orders", Groups: []string{"a", "b", "c"}}}}
+	p := policy{deadline: time.Minute, declared: []*expectations.Expectation{{Topic: "orders", Groups: []string{"a", "b", "c"}}}}
 	base := time.Now().UnixNano()
 	var codec TrailCodec
 	var buf []byte

@@ -1,6 +1,6 @@
 // Package ingest re-emits a foreign audit topic as kaudit audit events. Its
 // main use is the source blog's librdkafka interceptors: they write JSON
-// records (codecs.BlogRecord) to their own audit topic, keyed by correlation
+// records (codecs.InterceptorRecord) to their own audit topic, keyed by correlation
 // ID but spread by librdkafka's default partitioner, which is not the one
 // goka uses. The correlator is a goka processor whose state is
 // co-partitioned with its input (see emitter.Partitioner), so it cannot read
@@ -10,7 +10,7 @@
 //	in, err := ingest.New(ingest.Config{
 //		Brokers: []string{"kafka:9092"},
 //		Topic:   "audit_topic", // the blog's audit.topic
-//		Format:  ingest.FormatBlogJSON,
+//		Format:  ingest.FormatInterceptorJSON,
 //		Logger:  logger,
 //	})
 //	if err != nil { ... }
@@ -24,7 +24,7 @@
 // dead-letter topic with Kafka Connect's error headers (stage "ingest").
 //
 // Events from the blog's records have one-second resolution (see
-// codecs.BlogRecord.Event): ack latencies are 0 and end-to-end latencies
+// codecs.InterceptorRecord.Event): ack latencies are 0 and end-to-end latencies
 // whole seconds.
 package ingest
 
@@ -40,15 +40,16 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/kaudit/kaudit/audit"
 	"github.com/kaudit/kaudit/codecs"
-	"github.com/kaudit/kaudit/interceptors/emitter"
-	"github.com/kaudit/kaudit/sinks"
 )
 
 // Formats of the foreign audit topic.
 const (
-	// FormatBlogJSON is the source blog's JSON (codecs.ParseBlogRecordIn).
-	FormatBlogJSON = "blog-json"
+	// FormatInterceptorJSON is the librdkafka interceptors' JSON
+	// (codecs.ParseInterceptorRecordIn); "blog-json" is accepted as its
+	// former name.
+	FormatInterceptorJSON = codecs.InterceptorJSONSource
 	// FormatKaudit is kaudit's own event encoding, binary or JSON
 	// (codecs.DecodeEvent): for moving events between clusters, or
 	// repartitioning a topic written with another partitioner.
@@ -58,8 +59,8 @@ const (
 // Defaults of Config.
 const (
 	DefaultGroup       = "kaudit-ingest"
-	DefaultEventsTopic = emitter.DefaultTopic
-	DefaultDLQTopic    = sinks.DefaultDLQTopic
+	DefaultEventsTopic = audit.DefaultEventsTopic
+	DefaultDLQTopic    = audit.DefaultDLQTopic
 	DefaultBatchSize   = 5000
 )
 
@@ -77,9 +78,9 @@ type Config struct {
 	// Group is the consumer group whose offsets record the progress;
 	// DefaultGroup if empty. A new group starts at the oldest record.
 	Group string
-	// Format is FormatBlogJSON or FormatKaudit.
+	// Format is FormatInterceptorJSON or FormatKaudit.
 	Format string
-	// Location is the time zone of the blog records' timestamps (their
+	// Location is the time zone of the interceptor-json records' timestamps (their
 	// writers' local time); UTC if nil.
 	Location *time.Location
 
@@ -121,16 +122,16 @@ type Ingester struct {
 	read, emitted, dead, batches, retries atomic.Uint64
 }
 
-// Decoder returns the decoder of a format: FormatBlogJSON reads timestamps
+// Decoder returns the decoder of a format: FormatInterceptorJSON reads timestamps
 // in loc (nil: UTC); FormatKaudit ignores loc.
 func Decoder(format string, loc *time.Location) (func([]byte) (*codecs.Event, error), error) {
 	switch format {
-	case FormatBlogJSON:
-		return func(b []byte) (*codecs.Event, error) { return codecs.ParseBlogRecordIn(b, loc) }, nil
+	case FormatInterceptorJSON, codecs.LegacyInterceptorJSONName:
+		return func(b []byte) (*codecs.Event, error) { return codecs.ParseInterceptorRecordIn(b, loc) }, nil
 	case FormatKaudit:
 		return codecs.DecodeEvent, nil
 	}
-	return nil, fmt.Errorf("ingest: unknown format %q (want %s or %s)", format, FormatBlogJSON, FormatKaudit)
+	return nil, fmt.Errorf("ingest: unknown format %q (want %s or %s)", format, FormatInterceptorJSON, FormatKaudit)
 }
 
 // New checks cfg and returns an Ingester; Run starts it.
@@ -226,7 +227,7 @@ func (in *Ingester) Run(ctx context.Context) error {
 
 	dst, err := kgo.NewClient(append([]kgo.Opt{
 		kgo.SeedBrokers(in.cfg.AuditBrokers...),
-		kgo.RecordPartitioner(emitter.Partitioner()),
+		kgo.RecordPartitioner(audit.Partitioner()),
 		kgo.ProducerLinger(5 * time.Millisecond),
 		kgo.ClientID("kaudit-ingest"),
 	}, in.cfg.AuditClientOpts...)...)
@@ -297,7 +298,7 @@ func (in *Ingester) convert(r *kgo.Record) (rec *kgo.Record, ok bool) {
 	}
 	in.log.Debug("ingest: undecodable record to the dead-letter topic",
 		"partition", r.Partition, "offset", r.Offset, "reason", err)
-	return sinks.DeadLetter(r, in.cfg.DLQTopic, DeadLetterStage, err), false
+	return audit.DeadLetter(r, in.cfg.DLQTopic, DeadLetterStage, err), false
 }
 
 // write produces recs, retrying those that failed with backoff until all

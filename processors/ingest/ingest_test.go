@@ -15,17 +15,17 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/kaudit/kaudit/audit"
 	"github.com/kaudit/kaudit/codecs"
-	"github.com/kaudit/kaudit/internal/kafkatest"
+	"github.com/kaudit/kaudit/internal/testing/kafkatest"
 	"github.com/kaudit/kaudit/processors/ingest"
-	"github.com/kaudit/kaudit/sinks"
 )
 
 const eventsPartitions = 6
 
 // blogRecord is a record as the blog's C interceptors write it (jansson,
 // compact, asctime's newline escaped), written here by hand so that the test
-// does not depend on codecs.AppendBlogRecord.
+// does not depend on codecs.AppendInterceptorRecord.
 func blogRecord(at time.Time, id, action, topic, client string, partition int32, offset int64) []byte {
 	return fmt.Appendf(nil, `{"timestamp":"%s\n","correlation_id":"%s","action":"%s","topic":"%s","client":"%s","partition":%d,"offset":%d}`,
 		at.Format(time.ANSIC), id, action, topic, client, partition, offset)
@@ -112,7 +112,7 @@ func TestIngestBlogJSON(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	cfg := ingest.Config{Brokers: c.ListenAddrs(), Topic: "audit_topic", Format: ingest.FormatBlogJSON, BatchSize: 16}
+	cfg := ingest.Config{Brokers: c.ListenAddrs(), Topic: "audit_topic", Format: ingest.FormatInterceptorJSON, BatchSize: 16}
 	in, stop := runIngest(t, cfg)
 	waitStats(t, in, 30*time.Second, func(s ingest.Stats) bool { return s.Emitted+s.DeadLetter >= 2*ids+2 })
 	stop()
@@ -124,7 +124,7 @@ func TestIngestBlogJSON(t *testing.T) {
 	// partition goka would pick.
 	want := map[string]bool{}
 	for _, r := range recs[:2*ids] {
-		ev, err := codecs.ParseBlogRecord(r.Value)
+		ev, err := codecs.ParseInterceptorRecord(r.Value)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -139,7 +139,7 @@ func TestIngestBlogJSON(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if string(r.Key) != ev.CorrelationID || ev.Source != codecs.BlogSource {
+		if string(r.Key) != ev.CorrelationID || ev.Source != codecs.InterceptorJSONSource {
 			t.Errorf("record key %q, event %+v", r.Key, *ev)
 		}
 		if p := gokaPartition(r.Key, eventsPartitions); r.Partition != p {
@@ -156,18 +156,18 @@ func TestIngestBlogJSON(t *testing.T) {
 		t.Fatalf("%d dead letters, want 2", len(dlq))
 	}
 	for _, r := range dlq {
-		if header(r, sinks.HeaderErrTopic) != "audit_topic" || header(r, sinks.HeaderErrStage) != ingest.DeadLetterStage ||
-			header(r, sinks.HeaderErrOffset) == "" || header(r, sinks.HeaderErrPartition) == "" || header(r, sinks.HeaderErrMessage) == "" {
+		if header(r, audit.HeaderErrTopic) != "audit_topic" || header(r, audit.HeaderErrStage) != ingest.DeadLetterStage ||
+			header(r, audit.HeaderErrOffset) == "" || header(r, audit.HeaderErrPartition) == "" || header(r, audit.HeaderErrMessage) == "" {
 			t.Errorf("dead letter %q headers %+v", r.Key, r.Headers)
 		}
 		switch string(r.Key) {
 		case "garbage":
-			if string(r.Value) != string(garbage.Value) || !strings.Contains(header(r, sinks.HeaderErrMessage), "blog record") {
-				t.Errorf("garbage dead letter: %q, reason %q", r.Value, header(r, sinks.HeaderErrMessage))
+			if string(r.Value) != string(garbage.Value) || !strings.Contains(header(r, audit.HeaderErrMessage), "interceptor-json record") {
+				t.Errorf("garbage dead letter: %q, reason %q", r.Value, header(r, audit.HeaderErrMessage))
 			}
 		case "empty":
-			if len(r.Value) != 0 || !strings.Contains(header(r, sinks.HeaderErrMessage), "empty") {
-				t.Errorf("empty dead letter: %q, reason %q", r.Value, header(r, sinks.HeaderErrMessage))
+			if len(r.Value) != 0 || !strings.Contains(header(r, audit.HeaderErrMessage), "empty") {
+				t.Errorf("empty dead letter: %q, reason %q", r.Value, header(r, audit.HeaderErrMessage))
 			}
 		default:
 			t.Errorf("unexpected dead letter %q", r.Key)
@@ -232,7 +232,7 @@ func TestIngestRetriesUntilWritten(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := ingest.Config{
-		Brokers: src.ListenAddrs(), AuditBrokers: dst.ListenAddrs(), Topic: "audit_topic", Format: ingest.FormatBlogJSON,
+		Brokers: src.ListenAddrs(), AuditBrokers: dst.ListenAddrs(), Topic: "audit_topic", Format: ingest.FormatInterceptorJSON,
 		RetryBackoff: 20 * time.Millisecond, RetryBackoffMax: 100 * time.Millisecond,
 	}
 	in, stop := runIngest(t, cfg)
@@ -274,7 +274,7 @@ func TestDecoder(t *testing.T) {
 		t.Fatal("the kaudit decoder accepted a blog record")
 	}
 	cest := time.FixedZone("CEST", 2*60*60)
-	blog, err := ingest.Decoder(ingest.FormatBlogJSON, cest)
+	blog, err := ingest.Decoder(ingest.FormatInterceptorJSON, cest)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -290,8 +290,8 @@ func TestDecoder(t *testing.T) {
 
 func TestNewRefuses(t *testing.T) {
 	for name, cfg := range map[string]ingest.Config{
-		"no brokers":      {Topic: "a", Format: ingest.FormatBlogJSON},
-		"no topic":        {Brokers: []string{"b:9092"}, Format: ingest.FormatBlogJSON},
+		"no brokers":      {Topic: "a", Format: ingest.FormatInterceptorJSON},
+		"no topic":        {Brokers: []string{"b:9092"}, Format: ingest.FormatInterceptorJSON},
 		"no format":       {Brokers: []string{"b:9092"}, Topic: "a"},
 		"reads own topic": {Brokers: []string{"b:9092"}, Topic: ingest.DefaultEventsTopic, Format: ingest.FormatKaudit},
 	} {

@@ -23,9 +23,10 @@ import (
 	"github.com/IBM/sarama"
 	"github.com/lovoo/goka"
 	"github.com/lovoo/goka/codec"
-	"github.com/lovoo/goka/storage"
 
+	"github.com/kaudit/kaudit/audit"
 	"github.com/kaudit/kaudit/codecs"
+	"github.com/kaudit/kaudit/processors/internal/gokaopts"
 )
 
 // DefaultGroup is the learner's goka group; its table is
@@ -42,6 +43,8 @@ type Config struct {
 	Group       string
 	EventsTopic string
 	StorageDir  string
+	// Replication of the topics the learner creates (its table, its loop).
+	Replication int
 	// Resolution is how often a (topic, group) sighting is written: the
 	// learner remembers recent sightings in memory and skips repeats.
 	Resolution time.Duration
@@ -65,7 +68,7 @@ func New(cfg Config) (*Learner, error) {
 		cfg.Group = DefaultGroup
 	}
 	if cfg.EventsTopic == "" {
-		cfg.EventsTopic = "kaudit.events"
+		cfg.EventsTopic = audit.DefaultEventsTopic
 	}
 	if cfg.StorageDir == "" {
 		cfg.StorageDir = filepath.Join(os.TempDir(), "kaudit-learner")
@@ -151,29 +154,13 @@ func (l *Learner) onSighting(ctx goka.Context, msg any) {
 
 // Options are the goka options the learner runs with.
 func (l *Learner) Options() []goka.ProcessorOption {
-	cfg := func() *sarama.Config {
-		var c sarama.Config
-		if l.cfg.Sarama != nil {
-			c = *l.cfg.Sarama
-		} else {
-			c = *goka.DefaultConfig()
-		}
-		c.Consumer.Offsets.Initial = sarama.OffsetOldest
-		c.Producer.Return.Successes = true
-		c.Producer.Return.Errors = true
-		return &c
-	}
-	tm := goka.NewTopicManagerConfig()
-	tm.Table.Replication = 1
-	tm.Stream.Replication = 1
-	return []goka.ProcessorOption{
-		goka.WithStorageBuilder(storage.DefaultBuilder(l.cfg.StorageDir)),
-		goka.WithConsumerGroupBuilder(goka.ConsumerGroupBuilderWithConfig(cfg())),
-		goka.WithConsumerSaramaBuilder(goka.SaramaConsumerBuilderWithConfig(cfg())),
-		goka.WithProducerBuilder(goka.ProducerBuilderWithConfig(cfg())),
-		goka.WithTopicManagerBuilder(goka.TopicManagerBuilderWithConfig(cfg(), tm)),
-		goka.WithClientID(l.cfg.Group),
-	}
+	return gokaopts.Options(gokaopts.Config{
+		Base:        l.cfg.Sarama,
+		StorageDir:  l.cfg.StorageDir,
+		Replication: l.cfg.Replication,
+		ClientID:    l.cfg.Group,
+		Logger:      l.cfg.Logger,
+	})
 }
 
 // Run runs the learner until ctx ends.

@@ -4,7 +4,7 @@
 // through clickhouse-go's PrepareBatch with an explicit column list, the
 // insert path that works on ClickHouse 18.16 as well as on modern servers.
 //
-//	conn, err := chclient.Open(ctx, chclient.Config{Addr: addr, Database: "kaudit"})
+//	conn, err := store.Open(ctx, store.Config{Addr: addr, Database: "kaudit"})
 //	...
 //	sink := clickhouse.New(conn, clickhouse.Config{Database: "kaudit"})
 //	err = sink.WriteBatch(ctx, &sinks.Batch{Verdicts: verdicts})
@@ -28,14 +28,14 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"github.com/kaudit/kaudit/codecs"
-	"github.com/kaudit/kaudit/internal/chclient"
 	"github.com/kaudit/kaudit/sinks"
+	"github.com/kaudit/kaudit/store"
 )
 
 // Table names inside the configured database.
 const (
-	EventsTable     = "events"
-	DeliveriesTable = "deliveries"
+	EventsTable     = store.EventsTable
+	DeliveriesTable = store.DeliveriesTable
 )
 
 // ErrClosed is returned by WriteBatch after Close.
@@ -44,7 +44,7 @@ var ErrClosed = errors.New("clickhouse sink: closed")
 // Config configures a Sink. Zero fields take defaults.
 type Config struct {
 	// Database holds the events and deliveries tables (default
-	// chclient.DefaultDatabase, "kaudit").
+	// store.DefaultDatabase, "kaudit").
 	Database string
 	// Logger receives a debug message per batch; nil discards.
 	Logger *slog.Logger
@@ -68,7 +68,7 @@ var _ sinks.Sink = (*Sink)(nil)
 
 // New returns a Sink writing through conn.
 func New(conn driver.Conn, cfg Config) *Sink {
-	db := cmp.Or(cfg.Database, chclient.DefaultDatabase)
+	db := cmp.Or(cfg.Database, store.DefaultDatabase)
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -77,8 +77,8 @@ func New(conn driver.Conn, cfg Config) *Sink {
 		conn:       conn,
 		ownsConn:   cfg.OwnsConn,
 		database:   db,
-		events:     chclient.Table(db, EventsTable),
-		deliveries: chclient.Table(db, DeliveriesTable),
+		events:     store.Table(db, EventsTable),
+		deliveries: store.Table(db, DeliveriesTable),
 		log:        log,
 	}
 }

@@ -12,18 +12,18 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"github.com/kaudit/kaudit/codecs"
-	"github.com/kaudit/kaudit/internal/chclient"
-	"github.com/kaudit/kaudit/internal/chserver/chtest"
-	"github.com/kaudit/kaudit/migrations"
+	"github.com/kaudit/kaudit/internal/testing/chtest"
 	"github.com/kaudit/kaudit/sinks"
 	chsink "github.com/kaudit/kaudit/sinks/clickhouse"
+	"github.com/kaudit/kaudit/store"
+	"github.com/kaudit/kaudit/store/migrations"
 )
 
 func TestMain(m *testing.M) { chtest.Main(m) }
 
 // setup returns a migrated database of the test's own, a connection to it
 // and a sink writing into it.
-func setup(t testing.TB) (chclient.Config, driver.Conn, *chsink.Sink) {
+func setup(t testing.TB) (store.Config, driver.Conn, *chsink.Sink) {
 	t.Helper()
 	cfg := chtest.NewDatabase(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -125,7 +125,7 @@ func readDeliveries(t testing.TB, conn driver.Conn, db string) map[string]codecs
 		partition, offset, producer_client, producer_host, send_ns, ack_ns, produce_error, payload_size,
 		consumer_client, consumer_host, consume_partition, consume_offset, first_consume_ns, last_consume_ns,
 		consume_count, ack_latency_us, e2e_latency_us, first_seen, decided_at
-		FROM `+chclient.Table(db, "deliveries")+` FINAL`)
+		FROM `+store.Table(db, "deliveries")+` FINAL`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,8 +167,8 @@ func TestWriteBatchTwiceCountsOnce(t *testing.T) {
 			t.Fatalf("write %d: %v", i+1, err)
 		}
 	}
-	deliveries := chclient.Table(cfg.Database, "deliveries")
-	eventsT := chclient.Table(cfg.Database, "events")
+	deliveries := store.Table(cfg.Database, "deliveries")
+	eventsT := store.Table(cfg.Database, "events")
 	if n := count(t, conn, "SELECT count() FROM "+deliveries+" FINAL"); n != uint64(len(vs)) {
 		t.Errorf("deliveries FINAL: %d rows, want %d", n, len(vs))
 	}
@@ -270,7 +270,7 @@ func TestHigherSeqWins(t *testing.T) {
 	}
 	// Both versions share a partition (first_seen), so a merge collapses
 	// them for good.
-	deliveries := chclient.Table(cfg.Database, "deliveries")
+	deliveries := store.Table(cfg.Database, "deliveries")
 	if err := conn.Exec(ctx, "OPTIMIZE TABLE "+deliveries+" FINAL"); err != nil {
 		t.Fatal(err)
 	}
@@ -291,7 +291,7 @@ func TestSameEventRewrittenCollapses(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	eventsT := chclient.Table(cfg.Database, "events")
+	eventsT := store.Table(cfg.Database, "events")
 	if n := count(t, conn, "SELECT count() FROM "+eventsT+" FINAL WHERE correlation_id = ?", ev[0].Event.CorrelationID); n != 3 {
 		t.Errorf("events FINAL: %d rows, want 3 (two records plus one at another audit offset)", n)
 	}
@@ -333,7 +333,7 @@ func TestEmptyBatchAndClose(t *testing.T) {
 		t.Errorf("write after Close: %v, want ErrClosed", err)
 	}
 	// Close leaves the connection to its owner.
-	if n := count(t, conn, "SELECT count() FROM "+chclient.Table(cfg.Database, "deliveries")); n != 0 {
+	if n := count(t, conn, "SELECT count() FROM "+store.Table(cfg.Database, "deliveries")); n != 0 {
 		t.Errorf("%d rows written by empty or refused batches", n)
 	}
 }
@@ -371,7 +371,7 @@ func BenchmarkWriteBatch10kEvents(b *testing.B) {
 func TestCloseClosesOwnedConn(t *testing.T) {
 	cfg, _, _ := setup(t)
 	ctx := context.Background()
-	conn, err := chclient.Open(ctx, cfg)
+	conn, err := store.Open(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,201 @@
+// Package chtest gives tests a real ClickHouse server: one per test binary
+// when the package's TestMain runs through Main (or Run), otherwise one per
+// test. Setting KAUDIT_TEST_CLICKHOUSE_ADDR (native host:port, and
+// optionally KAUDIT_TEST_CLICKHOUSE_HTTP_ADDR) uses that server instead.
+// Tests that use it are integration tests: skipped with -short, and a server
+// that cannot be started fails the test, it is never skipped.
+//
+//	func TestMain(m *testing.M) { chtest.Main(m) }
+//
+//	func TestWrite(t *testing.T) {
+//		cfg := chtest.NewDatabase(t) // a fresh database, dropped after the test
+//		conn := chtest.Open(t, cfg)
+//		...
+//	}
+//
+//	cfg, conn := chtest.Migrated(t) // the same, with kaudit's schema
+package chtest
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/kaudit/kaudit/internal/chserver"
+	"github.com/kaudit/kaudit/internal/testing/itest"
+	"github.com/kaudit/kaudit/store"
+	"github.com/kaudit/kaudit/store/migrations"
+)
+
+// Environment variables naming an existing server to test against.
+const (
+	EnvAddr     = "KAUDIT_TEST_CLICKHOUSE_ADDR"
+	EnvHTTPAddr = "KAUDIT_TEST_CLICKHOUSE_HTTP_ADDR"
+)
+
+// startTimeout bounds a server start, including a first-time install.
+const startTimeout = 5 * time.Minute
+
+// shared is the server of one test binary; sharing it across tests is what
+// keeps the integration tests fast.
+var shared struct {
+	mu     sync.Mutex
+	inMain bool
+	tried  bool
+	srv    *chserver.Server
+	err    error
+	dbSeq  int
+}
+
+// Main runs the tests with one shared server and exits; use it as the
+// whole TestMain.
+func Main(m *testing.M) { os.Exit(Run(m)) }
+
+// Run runs the tests with one shared server, stops the server and returns
+// the exit code (non-zero also when the server did not stop cleanly).
+func Run(m *testing.M) int {
+	shared.mu.Lock()
+	shared.inMain = true
+	shared.mu.Unlock()
+
+	code := m.Run()
+
+	shared.mu.Lock()
+	srv := shared.srv
+	shared.mu.Unlock()
+	if srv != nil {
+		if err := srv.Stop(); err != nil {
+			fmt.Fprintln(os.Stderr, "chtest:", err)
+			if code == 0 {
+				code = 1
+			}
+		}
+	}
+	return code
+}
+
+// Start returns a running server, starting it if needed. Under Main/Run
+// the server is shared by all tests of the binary; otherwise each call
+// starts one that is stopped when the test ends.
+func Start(t testing.TB) *chserver.Server {
+	t.Helper()
+	itest.Integration(t)
+	if addr := os.Getenv(EnvAddr); addr != "" {
+		return chserver.External(addr, os.Getenv(EnvHTTPAddr))
+	}
+	shared.mu.Lock()
+	defer shared.mu.Unlock()
+	if shared.inMain {
+		if !shared.tried {
+			shared.tried = true
+			shared.srv, shared.err = start()
+		}
+		if shared.err != nil {
+			t.Fatalf("chtest: %v", shared.err)
+		}
+		return shared.srv
+	}
+	srv, err := start()
+	if err != nil {
+		t.Fatalf("chtest: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := srv.Stop(); err != nil {
+			t.Errorf("chtest: %v", err)
+		}
+	})
+	return srv
+}
+
+func start() (*chserver.Server, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	defer cancel()
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	return chserver.Start(ctx, chserver.Options{Logger: log, Install: true})
+}
+
+// NewDatabase creates a database of its own for the test on the server of
+// Start and drops it when the test ends. The returned Config points at it.
+func NewDatabase(t testing.TB) store.Config {
+	t.Helper()
+	srv := Start(t)
+	shared.mu.Lock()
+	shared.dbSeq++
+	name := fmt.Sprintf("kt_%s_%d_%d", sanitize(t.Name()), os.Getpid(), shared.dbSeq)
+	shared.mu.Unlock()
+
+	admin := store.Config{Addr: srv.Addr(), Database: "default"}
+	if err := exec(admin, "CREATE DATABASE IF NOT EXISTS "+store.QuoteIdent(name)); err != nil {
+		t.Fatalf("chtest: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := exec(admin, "DROP DATABASE IF EXISTS "+store.QuoteIdent(name)); err != nil {
+			t.Errorf("chtest: %v", err)
+		}
+	})
+	return store.Config{Addr: srv.Addr(), Database: name}
+}
+
+// Open connects to cfg and closes the connection when the test ends.
+func Open(t testing.TB, cfg store.Config) driver.Conn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := store.Open(ctx, cfg)
+	if err != nil {
+		t.Fatalf("chtest: %v", err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	return conn
+}
+
+// Migrated is NewDatabase with kaudit's migrations applied, and a
+// connection to it (closed when the test ends).
+func Migrated(t testing.TB) (store.Config, driver.Conn) {
+	t.Helper()
+	cfg := NewDatabase(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := migrations.Up(ctx, cfg, nil); err != nil {
+		t.Fatalf("chtest: %v", err)
+	}
+	return cfg, Open(t, cfg)
+}
+
+func exec(cfg store.Config, query string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := store.Open(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if err := conn.Exec(ctx, query); err != nil {
+		return fmt.Errorf("%s: %w", query, err)
+	}
+	return nil
+}
+
+// sanitize turns a test name into a short identifier part.
+func sanitize(name string) string {
+	var b strings.Builder
+	for _, r := range strings.ToLower(name) {
+		switch {
+		case r >= 'a' && r <= 'z', r >= '0' && r <= '9':
+			b.WriteRune(r)
+		default:
+			b.WriteByte('_')
+		}
+		if b.Len() >= 32 {
+			break
+		}
+	}
+	return b.String()
+}

@@ -1,0 +1,141 @@
+// Package store owns kaudit's ClickHouse schema: how to connect (one small
+// Config shared by the sink, the migrations, the report queries and the
+// dashboard), the table names, the migrations (store/migrations), and
+// everything that writes the tables outside the sink: the per-minute
+// rollups (Refresher) and retention (DropBefore, Retainer).
+//
+//	conn, err := store.Open(ctx, store.Config{Addr: "127.0.0.1:9000"})
+//	if err != nil {
+//		return err
+//	}
+//	defer conn.Close()
+//	r := store.NewRefresher(conn, store.RefresherConfig{Database: "kaudit"})
+//	go r.Run(ctx, 10*time.Second)
+//
+// The SQL kaudit sends runs on ClickHouse 18.16 (Debian's package) and on
+// modern releases. On 18.16, write rows with conn.PrepareBatch and an
+// explicit column list; an Exec of "INSERT ... VALUES" never returns there.
+package store
+
+import (
+	"cmp"
+	"context"
+	"crypto/tls"
+	"database/sql"
+	"fmt"
+	"math"
+	"strings"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+)
+
+// Defaults of Config.
+const (
+	DefaultAddr        = "127.0.0.1:9000"
+	DefaultDatabase    = "kaudit"
+	DefaultUser        = "default"
+	DefaultDialTimeout = 5 * time.Second
+)
+
+// Config says where ClickHouse is and how to log in. Zero fields take the
+// defaults above.
+type Config struct {
+	// Addr is the native-protocol host:port; several may be given,
+	// separated by commas.
+	Addr     string
+	Database string
+	User     string
+	Password string
+	// TLS enables TLS with the system's roots (the server's secure native
+	// port, 9440 by default).
+	TLS         bool
+	DialTimeout time.Duration
+}
+
+// WithDefaults returns c with its zero fields set to the defaults.
+func (c Config) WithDefaults() Config {
+	c.Addr = cmp.Or(strings.TrimSpace(c.Addr), DefaultAddr)
+	c.Database = cmp.Or(c.Database, DefaultDatabase)
+	c.User = cmp.Or(c.User, DefaultUser)
+	c.DialTimeout = cmp.Or(c.DialTimeout, DefaultDialTimeout)
+	return c
+}
+
+// Options returns the clickhouse-go options for c (after defaults).
+func (c Config) Options() *clickhouse.Options {
+	c = c.WithDefaults()
+	var addrs []string
+	for a := range strings.SplitSeq(c.Addr, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			addrs = append(addrs, a)
+		}
+	}
+	o := &clickhouse.Options{
+		Protocol: clickhouse.Native,
+		Addr:     addrs,
+		Auth: clickhouse.Auth{
+			Database: c.Database,
+			Username: c.User,
+			Password: c.Password,
+		},
+		DialTimeout: c.DialTimeout,
+	}
+	if c.TLS {
+		o.TLS = &tls.Config{MinVersion: tls.VersionTLS12}
+	}
+	return o
+}
+
+// Open connects to ClickHouse and pings it. The database must exist
+// (migrations.Up creates it).
+func Open(ctx context.Context, cfg Config) (driver.Conn, error) {
+	cfg = cfg.WithDefaults()
+	conn, err := clickhouse.Open(cfg.Options())
+	if err != nil {
+		return nil, fmt.Errorf("clickhouse: open %s: %w", cfg.Addr, err)
+	}
+	if err := conn.Ping(ctx); err != nil {
+		_ = conn.Close()
+		return nil, fmt.Errorf("clickhouse: ping %s (database %q, user %q): %w", cfg.Addr, cfg.Database, cfg.User, err)
+	}
+	return conn, nil
+}
+
+// OpenDB returns a database/sql handle on ClickHouse (for tools such as goose
+// that need one) and pings it.
+//
+// On ClickHouse 18.16 a database/sql connection stays unusable after the
+// server returned an error on it; keep such handles to short, single-purpose
+// uses.
+func OpenDB(ctx context.Context, cfg Config) (*sql.DB, error) {
+	cfg = cfg.WithDefaults()
+	db := clickhouse.OpenDB(cfg.Options())
+	if err := db.PingContext(ctx); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("clickhouse: ping %s (database %q, user %q): %w", cfg.Addr, cfg.Database, cfg.User, err)
+	}
+	return db, nil
+}
+
+// QuoteIdent quotes a database or table name for use in SQL, with
+// backquotes (understood by every ClickHouse version).
+func QuoteIdent(name string) string {
+	r := strings.NewReplacer(`\`, `\\`, "`", "\\`")
+	return "`" + r.Replace(name) + "`"
+}
+
+// Table returns the quoted name database.table.
+func Table(database, table string) string {
+	return QuoteIdent(database) + "." + QuoteIdent(table)
+}
+
+// UnixSeconds is t as a ClickHouse DateTime value in seconds: 0 for the zero
+// time and earlier, at most the DateTime maximum (2106).
+func UnixSeconds(t time.Time) int64 {
+	if t.IsZero() || t.Unix() < 0 {
+		return 0
+	}
+	return min(t.Unix(), math.MaxUint32)
+}

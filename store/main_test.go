@@ -1,0 +1,55 @@
+package store_test
+
+import (
+	"context"
+	"math"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/kaudit/kaudit/internal/testing/chtest"
+	"github.com/kaudit/kaudit/sinks"
+	chsink "github.com/kaudit/kaudit/sinks/clickhouse"
+)
+
+func TestMain(m *testing.M) { chtest.Main(m) }
+
+// setup returns a connection to a migrated database of the test's own, its
+// name, and a sink writing into it.
+func setup(t *testing.T) (driver.Conn, string, *chsink.Sink) {
+	t.Helper()
+	cfg, conn := chtest.Migrated(t)
+	return conn, cfg.Database, chsink.New(conn, chsink.Config{Database: cfg.Database})
+}
+
+func write(t *testing.T, s *chsink.Sink, b *sinks.Batch) {
+	t.Helper()
+	if err := s.WriteBatch(context.Background(), b); err != nil {
+		t.Fatal(err)
+	}
+}
+
+var base = time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+
+// quantile is ClickHouse's quantile() on a small sample: linear
+// interpolation at level*(n-1) of the sorted values.
+func quantile(xs []float64, level float64) float64 {
+	if len(xs) == 0 {
+		return math.NaN()
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	idx := level * float64(len(s)-1)
+	lo := math.Floor(idx)
+	hi := math.Ceil(idx)
+	return s[int(lo)] + (idx-lo)*(s[int(hi)]-s[int(lo)])
+}
+
+func near(a, b float64) bool {
+	if math.IsNaN(a) || math.IsNaN(b) {
+		return math.IsNaN(a) && math.IsNaN(b)
+	}
+	return math.Abs(a-b) <= 1e-6*math.Max(1, math.Abs(b))
+}

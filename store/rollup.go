@@ -1,0 +1,310 @@
+package store
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"log/slog"
+	"math"
+	"sync"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/kaudit/kaudit/codecs"
+)
+
+// Tables of kaudit's schema, inside the configured database.
+const (
+	DeliveriesTable = "deliveries"
+	EventsTable     = "events"
+	// RollupTable holds one row per minute (of first_seen), topic and
+	// consumer group (migration 000003).
+	RollupTable = "deliveries_1m"
+)
+
+// Defaults of RefresherConfig.
+const (
+	DefaultRefreshSlack = time.Minute
+	// DefaultMaxParts bounds the list of new parts a pass names in its
+	// query; with more, it reads inserted_at of the whole table.
+	DefaultMaxParts = 500
+)
+
+// rangeGap merges dirty minutes closer than this into one recomputed
+// range (one INSERT ... SELECT); the minutes in between are recomputed too,
+// which is harmless.
+const rangeGap = 15 * time.Minute
+
+// RefresherConfig configures a Refresher. Zero fields take defaults.
+type RefresherConfig struct {
+	// Database holds deliveries and deliveries_1m (default
+	// DefaultDatabase).
+	Database string
+	// Slack is how far before the previous pass a pass looks for inserted
+	// rows, to cover inserts that were in flight while the previous pass
+	// read (default DefaultRefreshSlack); whole seconds.
+	Slack time.Duration
+	// Logger receives a debug line per pass; nil discards.
+	Logger *slog.Logger
+}
+
+// Refresher keeps deliveries_1m equal to an aggregation of deliveries
+// FINAL, one minute of first_seen at a time.
+//
+// A pass asks the server for its clock, lists the deliveries parts created
+// since the previous pass (minus Slack), reads from them the minutes
+// (toStartOfMinute(first_seen)) of the rows inserted since then, and
+// recomputes those minutes from deliveries FINAL with INSERT ... SELECT,
+// under a version higher than any before. Because every recomputation
+// reads only the latest verdict of each message, a verdict corrected later
+// (LOST, then LATE for the same message) and a batch the sink wrote twice
+// are counted once. The previous pass's time is kept in memory and, at the
+// first pass, read back from deliveries_1m (refreshed_at), so a restarted
+// process resumes where the last one stopped; an empty rollup table makes
+// the first pass compute every minute.
+//
+// Passes of one Refresher are serialized. Several processes may refresh the
+// same database: each pass computes complete minutes, and the newest
+// version of a minute wins.
+type Refresher struct {
+	conn       driver.Conn
+	db         string
+	deliveries string
+	rollup     string
+	slack      time.Duration
+	log        *slog.Logger
+
+	mu       sync.Mutex
+	loaded   bool
+	since    time.Time // server time of the previous successful pass
+	version  uint64    // highest version written or seen
+	lastPass time.Time // local time of the last successful pass
+}
+
+// RefreshStats describes one pass.
+type RefreshStats struct {
+	// Parts is the number of new deliveries parts looked at.
+	Parts int
+	// Minutes is the number of minutes found changed.
+	Minutes int
+	// Ranges is the number of INSERT ... SELECT statements run.
+	Ranges int
+	// Took is the pass's duration.
+	Took time.Duration
+}
+
+// NewRefresher returns a Refresher for the database of cfg, reached
+// through conn.
+func NewRefresher(conn driver.Conn, cfg RefresherConfig) *Refresher {
+	db := cmp.Or(cfg.Database, DefaultDatabase)
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Refresher{
+		conn:       conn,
+		db:         db,
+		deliveries: Table(db, DeliveriesTable),
+		rollup:     Table(db, RollupTable),
+		slack:      cmp.Or(cfg.Slack, DefaultRefreshSlack),
+		log:        log,
+	}
+}
+
+// Refresh runs one pass.
+func (r *Refresher) Refresh(ctx context.Context) (RefreshStats, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.refresh(ctx)
+}
+
+// RefreshIfOlder runs a pass unless one succeeded less than maxAge ago.
+func (r *Refresher) RefreshIfOlder(ctx context.Context, maxAge time.Duration) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.lastPass.IsZero() && time.Since(r.lastPass) < maxAge {
+		return nil
+	}
+	_, err := r.refresh(ctx)
+	return err
+}
+
+// Run refreshes every interval until ctx ends, logging failed passes, and
+// returns nil when ctx ends.
+func (r *Refresher) Run(ctx context.Context, every time.Duration) error {
+	if every <= 0 {
+		return fmt.Errorf("report: refresh interval %s is not positive", every)
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		if _, err := r.Refresh(ctx); err != nil && ctx.Err() == nil {
+			r.log.Warn("rollup refresh failed", "database", r.db, "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+func (r *Refresher) refresh(ctx context.Context) (RefreshStats, error) {
+	began := time.Now()
+	var st RefreshStats
+	var now time.Time
+	if err := r.conn.QueryRow(ctx, "SELECT now()").Scan(&now); err != nil {
+		return st, fmt.Errorf("report: refresh %s: read server time: %w", r.db, err)
+	}
+	if !r.loaded {
+		var last time.Time
+		var version uint64
+		q := "SELECT max(refreshed_at), max(version) FROM " + r.rollup
+		if err := r.conn.QueryRow(ctx, q).Scan(&last, &version); err != nil {
+			return st, fmt.Errorf("report: refresh %s: read previous refresh: %w", r.db, err)
+		}
+		if last.Unix() > 0 {
+			r.since = last
+		}
+		r.version = version
+		r.loaded = true
+	}
+
+	minutes, parts, err := r.dirtyMinutes(ctx)
+	if err != nil {
+		return st, err
+	}
+	st.Parts, st.Minutes = parts, len(minutes)
+	if len(minutes) > 0 {
+		// Versions follow the server's clock, shared by every refreshing
+		// process (the local nanoseconds only order passes within a
+		// second).
+		r.version = max(r.version+1, uint64(max(now.Unix(), 0))*uint64(time.Second)+uint64(time.Now().Nanosecond()))
+		for _, rg := range ranges(minutes) {
+			if err := r.recompute(ctx, rg[0], rg[1], now); err != nil {
+				return st, err
+			}
+			st.Ranges++
+		}
+	}
+	r.since = now
+	r.lastPass = time.Now()
+	st.Took = time.Since(began)
+	r.log.Debug("rollups refreshed", "database", r.db, "parts", st.Parts, "minutes", st.Minutes,
+		"ranges", st.Ranges, "took", st.Took)
+	return st, nil
+}
+
+// dirtyMinutes returns the minutes (Unix seconds, ascending) holding rows
+// of deliveries inserted since the previous pass (minus slack), and the
+// number of parts looked at.
+func (r *Refresher) dirtyMinutes(ctx context.Context) ([]int64, int, error) {
+	from := time.Unix(0, 0)
+	if !r.since.IsZero() {
+		from = time.Unix(r.since.Unix()-int64(r.slack/time.Second), 0) // DateTime has whole seconds
+	}
+	where := "inserted_at >= toDateTime(?)"
+	args := []any{UnixSeconds(from)}
+	nparts := 0
+	if !r.since.IsZero() {
+		parts, err := r.newParts(ctx, from)
+		if err != nil {
+			return nil, 0, err
+		}
+		if len(parts) == 0 {
+			return nil, 0, nil
+		}
+		nparts = len(parts)
+		if len(parts) <= DefaultMaxParts {
+			where += " AND has(?, _part)"
+			args = append(args, parts)
+		}
+	}
+	q := "SELECT DISTINCT toUInt32(toStartOfMinute(first_seen)) AS m FROM " + r.deliveries +
+		" WHERE " + where + " ORDER BY m"
+	rows, err := r.conn.Query(ctx, q, args...)
+	if err != nil {
+		return nil, 0, fmt.Errorf("report: refresh %s: find changed minutes: %w", r.db, err)
+	}
+	defer rows.Close()
+	var out []int64
+	for rows.Next() {
+		var m uint32
+		if err := rows.Scan(&m); err != nil {
+			return nil, 0, fmt.Errorf("report: refresh %s: find changed minutes: %w", r.db, err)
+		}
+		out = append(out, int64(m))
+	}
+	if err := rows.Err(); err != nil {
+		return nil, 0, fmt.Errorf("report: refresh %s: find changed minutes: %w", r.db, err)
+	}
+	return out, nparts, nil
+}
+
+// newParts lists the active deliveries parts modified at or after from.
+func (r *Refresher) newParts(ctx context.Context, from time.Time) ([]string, error) {
+	rows, err := r.conn.Query(ctx, `SELECT name FROM system.parts
+		WHERE database = ? AND table = ? AND active AND modification_time >= toDateTime(?)`,
+		r.db, DeliveriesTable, UnixSeconds(from))
+	if err != nil {
+		return nil, fmt.Errorf("report: refresh %s: list new parts: %w", r.db, err)
+	}
+	defer rows.Close()
+	var parts []string
+	for rows.Next() {
+		var p string
+		if err := rows.Scan(&p); err != nil {
+			return nil, fmt.Errorf("report: refresh %s: list new parts: %w", r.db, err)
+		}
+		parts = append(parts, p)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("report: refresh %s: list new parts: %w", r.db, err)
+	}
+	return parts, nil
+}
+
+// ranges groups ascending minutes into [from, to) ranges of Unix seconds,
+// merging minutes less than rangeGap apart.
+func ranges(minutes []int64) [][2]int64 {
+	var out [][2]int64
+	gap := int64(rangeGap / time.Second)
+	for _, m := range minutes {
+		if n := len(out); n > 0 && m-out[n-1][1] < gap {
+			out[n-1][1] = max(out[n-1][1], m+60)
+			continue
+		}
+		out = append(out, [2]int64{m, m + 60})
+	}
+	return out
+}
+
+// recompute writes the rollup rows of the minutes in [from, to) (Unix
+// seconds) from deliveries FINAL.
+func (r *Refresher) recompute(ctx context.Context, from, to int64, now time.Time) error {
+	q := `INSERT INTO ` + r.rollup + ` (minute, topic, consumer_group, messages,
+		delivered, lost, late, duplicate, produce_failed, unaudited_producer, corrupted,
+		ack_known, e2e_known, ack_latency_us, e2e_latency_us, version, refreshed_at)
+	SELECT toStartOfMinute(first_seen) AS m, topic, consumer_group, count(),
+		countIf(status = ?), countIf(status = ?), countIf(status = ?), countIf(status = ?),
+		countIf(status = ?), countIf(status = ?), countIf(status = ?),
+		countIf(ack_latency_us >= 0), countIf(e2e_latency_us >= 0),
+		quantilesStateIf(0.5, 0.9, 0.99, 0.999)(ack_latency_us, ack_latency_us >= 0),
+		quantilesStateIf(0.5, 0.9, 0.99, 0.999)(e2e_latency_us, e2e_latency_us >= 0),
+		toUInt64(?), toDateTime(?)
+	FROM ` + r.deliveries + ` FINAL
+	WHERE first_seen >= toDateTime(?) AND first_seen < toDateTime(?)
+	GROUP BY m, topic, consumer_group`
+	args := []any{
+		codecs.StatusDelivered.String(), codecs.StatusLost.String(), codecs.StatusLate.String(),
+		codecs.StatusDuplicate.String(), codecs.StatusProduceFailed.String(),
+		codecs.StatusUnauditedProducer.String(), codecs.StatusCorrupted.String(),
+		r.version, UnixSeconds(now), from, min(to, math.MaxUint32),
+	}
+	if err := r.conn.Exec(ctx, q, args...); err != nil {
+		return fmt.Errorf("report: refresh %s: recompute %s to %s: %w", r.db,
+			time.Unix(from, 0).UTC().Format(time.DateTime), time.Unix(to, 0).UTC().Format(time.DateTime), err)
+	}
+	return nil
+}
