@@ -18,7 +18,21 @@ const (
 	KindProduce
 	// KindConsume reports one message returned to a consumer by poll.
 	KindConsume
+	// KindDrops reports audit events an interceptor could not deliver (its
+	// queue was full, it was closing, or the audit cluster refused or timed
+	// out the write): Dropped events of kind DroppedKind, on Topic (and
+	// Group, for consume events), by the client ClientID, whose own event
+	// times lie within [WindowStartNs, WindowEndNs]. It is sent when the
+	// interceptor has room again, under a fresh correlation ID of its own;
+	// several reports for one client, topic, group and window add up.
+	KindDrops
 )
+
+// AnyTopic is the Topic (and Group) of a drop report that could not keep
+// the drops apart by topic and group: an interceptor whose bounded table of
+// drop counts was full folded them into one report per client and kind.
+// Kafka topic names cannot contain '*', so it never names a real topic.
+const AnyTopic = "*"
 
 func (k Kind) String() string {
 	switch k {
@@ -26,6 +40,8 @@ func (k Kind) String() string {
 		return "produce"
 	case KindConsume:
 		return "consume"
+	case KindDrops:
+		return "drops"
 	default:
 		return fmt.Sprintf("unknown(%d)", uint8(k))
 	}
@@ -38,6 +54,8 @@ func ParseKind(s string) (Kind, error) {
 		return KindProduce, nil
 	case "consume":
 		return KindConsume, nil
+	case "drops":
+		return KindDrops, nil
 	}
 	return KindUnknown, fmt.Errorf("codecs: unknown event kind %q", s)
 }
@@ -73,6 +91,15 @@ type Event struct {
 	// Digest is a 64-bit hash of the audited record's key and value
 	// (see Digest), for integrity checks.
 	Digest uint64 `json:"digest,omitempty"`
+
+	// The fields of a KindDrops report (zero in every other event).
+	// Dropped is the number of events not delivered; DroppedKind their kind
+	// (KindProduce or KindConsume); WindowStartNs and WindowEndNs the
+	// earliest and latest event time (Event.TimeNs) among them.
+	Dropped       uint32 `json:"dropped,omitempty"`
+	WindowStartNs int64  `json:"window_start_ns,omitempty"`
+	WindowEndNs   int64  `json:"window_end_ns,omitempty"`
+	DroppedKind   Kind   `json:"dropped_kind,omitempty"`
 }
 
 // Validate reports whether e has the fields every event needs.
@@ -80,8 +107,12 @@ func (e *Event) Validate() error {
 	switch {
 	case e.Version == 0 || e.Version > SchemaVersion:
 		return fmt.Errorf("codecs: unsupported event version %d", e.Version)
+	case e.Kind == KindDrops:
+		return e.validateDrops()
 	case e.Kind != KindProduce && e.Kind != KindConsume:
 		return fmt.Errorf("codecs: invalid event kind %d", e.Kind)
+	case e.Dropped != 0 || e.WindowStartNs != 0 || e.WindowEndNs != 0 || e.DroppedKind != KindUnknown:
+		return fmt.Errorf("codecs: %s event with drops fields", e.Kind)
 	case e.CorrelationID == "":
 		return fmt.Errorf("codecs: event without correlation_id")
 	case e.Topic == "":
@@ -92,12 +123,31 @@ func (e *Event) Validate() error {
 	return nil
 }
 
+func (e *Event) validateDrops() error {
+	switch {
+	case e.CorrelationID == "":
+		return fmt.Errorf("codecs: drops event without correlation_id")
+	case e.Topic == "":
+		return fmt.Errorf("codecs: drops event without topic")
+	case e.DroppedKind != KindProduce && e.DroppedKind != KindConsume:
+		return fmt.Errorf("codecs: drops event with invalid dropped_kind %d", e.DroppedKind)
+	case e.Dropped == 0:
+		return fmt.Errorf("codecs: drops event with dropped 0")
+	case e.WindowStartNs <= 0 || e.WindowEndNs < e.WindowStartNs:
+		return fmt.Errorf("codecs: drops event with invalid window [%d, %d]", e.WindowStartNs, e.WindowEndNs)
+	}
+	return nil
+}
+
 // TimeNs is the event time of e: the ack time of a produce event (or its
 // send time when the produce failed before an ack), the consume time of a
-// consume event.
+// consume event, the end of the window of a drops event.
 func (e *Event) TimeNs() int64 {
-	if e.Kind == KindConsume {
+	switch e.Kind {
+	case KindConsume:
 		return e.ConsumeNs
+	case KindDrops:
+		return e.WindowEndNs
 	}
 	if e.AckNs != 0 {
 		return e.AckNs
@@ -107,7 +157,7 @@ func (e *Event) TimeNs() int64 {
 
 // MarshalText implements encoding.TextMarshaler (JSON writes the name).
 func (k Kind) MarshalText() ([]byte, error) {
-	if k != KindProduce && k != KindConsume {
+	if k != KindProduce && k != KindConsume && k != KindDrops {
 		return nil, fmt.Errorf("codecs: invalid event kind %d", uint8(k))
 	}
 	return []byte(k.String()), nil

@@ -25,7 +25,11 @@ const (
 	evPayloadSize
 	evDigest
 	evError
-	evFields = evError
+	evDropped
+	evWindowStartNs
+	evWindowEndNs
+	evDroppedKind
+	evFields = evDroppedKind
 )
 
 // AppendEvent appends the binary (protobuf, see audit.proto) encoding of e to
@@ -54,6 +58,10 @@ func AppendEvent(b []byte, e *Event) []byte {
 	b = appendSint(b, evPayloadSize, int64(e.PayloadSize))
 	b = appendFixed64(b, evDigest, e.Digest)
 	b = appendString(b, evError, e.Error)
+	b = appendVarint(b, evDropped, uint64(e.Dropped))
+	b = appendFixed64(b, evWindowStartNs, uint64(e.WindowStartNs))
+	b = appendFixed64(b, evWindowEndNs, uint64(e.WindowEndNs))
+	b = appendVarint(b, evDroppedKind, uint64(e.DroppedKind))
 	return b
 }
 
@@ -109,6 +117,16 @@ func UnmarshalEvent(b []byte, e *Event) error {
 			e.Digest, err = d.fixed64(typ)
 		case evError:
 			e.Error, err = d.string(typ)
+		case evDropped:
+			e.Dropped, err = d.uint32(typ)
+		case evWindowStartNs:
+			e.WindowStartNs, err = d.sfixed64(typ)
+		case evWindowEndNs:
+			e.WindowEndNs, err = d.sfixed64(typ)
+		case evDroppedKind:
+			var k uint8
+			k, err = d.enum(typ)
+			e.DroppedKind = Kind(k)
 		default:
 			err = d.skip(num, typ)
 		}

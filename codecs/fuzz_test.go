@@ -9,7 +9,8 @@ import (
 )
 
 func eventSeeds() []codecs.Event {
-	return []codecs.Event{produceEvent(), consumeEvent(), extremeEvent(+1), extremeEvent(-1)}
+	return []codecs.Event{produceEvent(), consumeEvent(), extremeEvent(+1), extremeEvent(-1),
+		dropsEvent(), extremeDrops(+1), extremeDrops(-1)}
 }
 
 func FuzzUnmarshalEvent(f *testing.F) {

@@ -39,6 +39,38 @@ func consumeEvent() codecs.Event {
 	}
 }
 
+// dropsEvent is a drop report: 17 consume events of group billing on
+// orders, dropped within one minute.
+func dropsEvent() codecs.Event {
+	return codecs.Event{
+		Version:       codecs.SchemaVersion,
+		Kind:          codecs.KindDrops,
+		CorrelationID: "0190f7a2-5c3e-7d41-9a8b-2f6e1c0d4b7b",
+		Topic:         "orders",
+		ClientID:      "billing-1",
+		Group:         "billing",
+		Host:          "app-9",
+		Source:        "franz-go",
+		Dropped:       17,
+		WindowStartNs: 1_760_000_040_000_000_000,
+		WindowEndNs:   1_760_000_099_999_999_999,
+		DroppedKind:   codecs.KindConsume,
+	}
+}
+
+// extremeDrops is a drop report with the extreme values of its fields.
+func extremeDrops(sign int) codecs.Event {
+	e := dropsEvent()
+	e.Dropped, e.DroppedKind = math.MaxUint32, codecs.KindProduce
+	e.Group = ""
+	if sign < 0 {
+		e.Dropped, e.WindowStartNs, e.WindowEndNs = 1, 1, 1
+	} else {
+		e.WindowStartNs, e.WindowEndNs = math.MaxInt64, math.MaxInt64
+	}
+	return e
+}
+
 // extremeEvent has the extreme values of every numeric field.
 func extremeEvent(sign int) codecs.Event {
 	e := codecs.Event{

@@ -13,6 +13,7 @@ import (
 func TestEventJSONRoundTrip(t *testing.T) {
 	for name, e := range map[string]codecs.Event{
 		"produce": produceEvent(), "consume": consumeEvent(), "max": extremeEvent(+1), "min": extremeEvent(-1),
+		"drops": dropsEvent(), "drops max": extremeDrops(+1), "drops min": extremeDrops(-1),
 	} {
 		b, err := json.Marshal(&e)
 		if err != nil {
@@ -63,6 +64,27 @@ func TestJSONShape(t *testing.T) {
 		t.Errorf("event JSON %s: empty group written", b)
 	}
 
+	d := dropsEvent()
+	if b, err = json.Marshal(&d); err != nil {
+		t.Fatal(err)
+	}
+	m = nil
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	if m["kind"] != "drops" || m["dropped_kind"] != "consume" || m["dropped"] != float64(17) ||
+		m["window_start_ns"] != float64(d.WindowStartNs) || m["window_end_ns"] != float64(d.WindowEndNs) {
+		t.Errorf("drops JSON %s: want kind \"drops\", dropped_kind \"consume\", dropped 17, the window", b)
+	}
+	if b, err = json.Marshal(&e); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"dropped", "dropped_kind", "window_start_ns", "window_end_ns"} {
+		if strings.Contains(string(b), `"`+k+`"`) {
+			t.Errorf("produce JSON %s carries %q", b, k)
+		}
+	}
+
 	v := deliveredVerdict()
 	if b, err = json.Marshal(&v); err != nil {
 		t.Fatal(err)
@@ -83,6 +105,10 @@ func TestUnmarshalEventJSONRejects(t *testing.T) {
 		"missing kind":      {`{"v":1,"correlation_id":"c","topic":"t"}`, "invalid event kind"},
 		"missing version":   {`{"kind":"produce","correlation_id":"c","topic":"t"}`, "unsupported event version 0"},
 		"consume w/o group": {`{"v":1,"kind":"consume","correlation_id":"c","topic":"t"}`, "without consumer group"},
+		"drops w/o kind":    {`{"v":1,"kind":"drops","correlation_id":"c","topic":"t","dropped":1,"window_start_ns":1,"window_end_ns":2}`, "invalid dropped_kind 0"},
+		"drops of drops":    {`{"v":1,"kind":"drops","correlation_id":"c","topic":"t","dropped":1,"window_start_ns":1,"window_end_ns":2,"dropped_kind":"drops"}`, "invalid dropped_kind 3"},
+		"drops, none":       {`{"v":1,"kind":"drops","correlation_id":"c","topic":"t","window_start_ns":1,"window_end_ns":2,"dropped_kind":"consume"}`, "dropped 0"},
+		"drops, no window":  {`{"v":1,"kind":"drops","correlation_id":"c","topic":"t","dropped":1,"dropped_kind":"consume"}`, "invalid window [0, 0]"},
 		"wrong type":        {`{"v":1,"kind":"produce","correlation_id":"c","topic":"t","offset":"12"}`, "json event"},
 		"trailing garbage":  {`{"v":1,"kind":"produce","correlation_id":"c","topic":"t"} x`, "json event"},
 		"null":              {`null`, "unsupported event version 0"},

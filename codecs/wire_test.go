@@ -18,12 +18,17 @@ import (
 
 func TestEventRoundTrip(t *testing.T) {
 	for name, e := range map[string]codecs.Event{
-		"produce":  produceEvent(),
-		"consume":  consumeEvent(),
-		"max":      extremeEvent(+1),
-		"min":      extremeEvent(-1),
-		"failed":   {Version: 1, Kind: codecs.KindProduce, CorrelationID: "c", Topic: "t", Partition: -1, Offset: -1, SendNs: 5, Error: "NOT_LEADER_FOR_PARTITION"},
-		"required": {Version: 1, Kind: codecs.KindProduce, CorrelationID: "c", Topic: "t"},
+		"produce":   produceEvent(),
+		"consume":   consumeEvent(),
+		"max":       extremeEvent(+1),
+		"min":       extremeEvent(-1),
+		"failed":    {Version: 1, Kind: codecs.KindProduce, CorrelationID: "c", Topic: "t", Partition: -1, Offset: -1, SendNs: 5, Error: "NOT_LEADER_FOR_PARTITION"},
+		"required":  {Version: 1, Kind: codecs.KindProduce, CorrelationID: "c", Topic: "t"},
+		"drops":     dropsEvent(),
+		"drops max": extremeDrops(+1),
+		"drops min": extremeDrops(-1),
+		"drops required": {Version: 1, Kind: codecs.KindDrops, CorrelationID: "c", Topic: "t",
+			Dropped: 1, WindowStartNs: 5, WindowEndNs: 5, DroppedKind: codecs.KindProduce},
 	} {
 		t.Run(name, func(t *testing.T) {
 			b := codecs.AppendEvent(nil, &e)
@@ -356,6 +361,25 @@ func TestInvalidButWellFormed(t *testing.T) {
 		"no topic":            {Version: 1, Kind: codecs.KindProduce, CorrelationID: "c"},
 		"consume w/o group":   {Version: 1, Kind: codecs.KindConsume, CorrelationID: "c", Topic: "t"},
 		"consume, empty kind": {Version: 1, CorrelationID: "c", Topic: "t", Group: "g"},
+		"kind 4":              {Version: 1, Kind: codecs.KindDrops + 1, CorrelationID: "c", Topic: "t"},
+		"produce with drops":  {Version: 1, Kind: codecs.KindProduce, CorrelationID: "c", Topic: "t", Dropped: 1},
+		"consume with window": {Version: 1, Kind: codecs.KindConsume, CorrelationID: "c", Topic: "t", Group: "g", WindowEndNs: 1},
+		"produce, drop kind":  {Version: 1, Kind: codecs.KindProduce, CorrelationID: "c", Topic: "t", DroppedKind: codecs.KindConsume},
+	}
+	for name, mutate := range map[string]func(*codecs.Event){
+		"drops, no correlation": func(e *codecs.Event) { e.CorrelationID = "" },
+		"drops, no topic":       func(e *codecs.Event) { e.Topic = "" },
+		"drops, zero dropped":   func(e *codecs.Event) { e.Dropped = 0 },
+		"drops, kind unknown":   func(e *codecs.Event) { e.DroppedKind = codecs.KindUnknown },
+		"drops, kind drops":     func(e *codecs.Event) { e.DroppedKind = codecs.KindDrops },
+		"drops, kind 9":         func(e *codecs.Event) { e.DroppedKind = 9 },
+		"drops, no start":       func(e *codecs.Event) { e.WindowStartNs = 0 },
+		"drops, negative start": func(e *codecs.Event) { e.WindowStartNs = -1 },
+		"drops, end < start":    func(e *codecs.Event) { e.WindowEndNs = e.WindowStartNs - 1 },
+	} {
+		e := dropsEvent()
+		mutate(&e)
+		events[name] = e
 	}
 	for name, e := range events {
 		var got codecs.Event
@@ -448,5 +472,42 @@ func TestAllocations(t *testing.T) {
 	var gotV codecs.Verdict
 	if n := testing.AllocsPerRun(100, func() { _ = codecs.UnmarshalVerdict(vb, &gotV) }); n != 1 {
 		t.Errorf("UnmarshalVerdict: %v allocs, want 1", n)
+	}
+}
+
+func TestEventTime(t *testing.T) {
+	failed := codecs.Event{Kind: codecs.KindProduce, SendNs: 5}
+	for name, tc := range map[string]struct {
+		e    codecs.Event
+		want int64
+	}{
+		"produce": {produceEvent(), produceEvent().AckNs},
+		"failed":  {failed, 5},
+		"consume": {codecs.Event{Kind: codecs.KindConsume, SendNs: 1, AckNs: 2, ConsumeNs: 3}, 3},
+		"drops":   {dropsEvent(), dropsEvent().WindowEndNs},
+	} {
+		if got := tc.e.TimeNs(); got != tc.want {
+			t.Errorf("%s: TimeNs = %d, want %d", name, got, tc.want)
+		}
+	}
+}
+
+func TestKindText(t *testing.T) {
+	for _, k := range []codecs.Kind{codecs.KindProduce, codecs.KindConsume, codecs.KindDrops} {
+		b, err := k.MarshalText()
+		if err != nil {
+			t.Fatalf("%d: %v", k, err)
+		}
+		var got codecs.Kind
+		if err := got.UnmarshalText(b); err != nil || got != k {
+			t.Errorf("%q: %v, %v; want %v", b, got, err, k)
+		}
+	}
+	if want := []string{"produce", "consume", "drops"}; codecs.KindProduce.String() != want[0] ||
+		codecs.KindConsume.String() != want[1] || codecs.KindDrops.String() != want[2] {
+		t.Errorf("kind names %v", want)
+	}
+	if _, err := codecs.Kind(4).MarshalText(); err == nil {
+		t.Error("kind 4 marshals")
 	}
 }
