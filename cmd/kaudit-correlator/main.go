@@ -1,13 +1,24 @@
 // Command kaudit-correlator runs kaudit's correlator: it joins the raw audit
 // events of each message by correlation ID and emits a verdict per message
-// and consumer group. Run it next to the audit cluster; run several for more
-// throughput (the work is split by audit-topic partition).
+// and consumer group, and the learner beside it. Run it next to the audit
+// cluster; run several with the same --group for more throughput or
+// availability (the work is split by audit-topic partition, and moves when
+// one stops).
 //
 //	kaudit-correlator --brokers kafka-1:9092 --storage-dir /var/lib/kaudit
+//
+// kill -9 at any instant loses no verdict: a restart (on the same
+// --storage-dir, an empty one, or another instance taking the partitions
+// over) reads again every event whose verdicts were not acknowledged and
+// writes them again with the same seq; see the correlator package doc for
+// the argument. SIGTERM stops it cleanly: in-flight verdicts are flushed.
+// /healthz and /readyz (table recovered) are served on --metrics-addr.
 package main
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
@@ -34,13 +45,16 @@ type config struct {
 	Partitions    int           `help:"Partitions of topics the correlator creates." env:"KAUDIT_PARTITIONS" default:"6"`
 	Replication   int           `help:"Replication factor of topics the correlator creates." env:"KAUDIT_REPLICATION" default:"1"`
 	StorageDir    string        `help:"Directory of the local group-table copy." env:"KAUDIT_STORAGE_DIR" default:"/var/lib/kaudit/correlator" type:"path"`
-	SweepInterval time.Duration `help:"How often every trail is visited (deadlines are decided at most this late)." env:"KAUDIT_SWEEP_INTERVAL" default:"5s"`
+	SweepInterval time.Duration `help:"How often the trails that are due are swept (deadlines are decided at most this late)." env:"KAUDIT_SWEEP_INTERVAL" default:"1s"`
 
 	DefaultDeadline   time.Duration `help:"Delivery deadline after the acknowledgement, for topics whose expectation sets none." env:"KAUDIT_DEFAULT_DEADLINE" default:"5m"`
-	Grace             time.Duration `help:"How long a trail is kept after its deadline, to catch late consumes and duplicates." env:"KAUDIT_GRACE" default:"15m"`
+	Grace             time.Duration `help:"How long a message with a loss is kept after its deadline, to turn a late consume into LATE." env:"KAUDIT_GRACE" default:"15m"`
+	DuplicateWindow   time.Duration `help:"How long a message every expected group consumed is kept after its last event, to catch redeliveries." env:"KAUDIT_DUPLICATE_WINDOW" default:"5m"`
+	ClockSkew         time.Duration `help:"Client event times further ahead of the correlator's clock than this are clamped for deadlines (the times shown are the clients')." env:"KAUDIT_CLOCK_SKEW" default:"5m"`
 	ExpectationsFile  string        `help:"YAML file of expected consumer groups per topic (see README)." env:"KAUDIT_EXPECTATIONS_FILE" type:"existingfile"`
 	ExpectationsTopic string        `help:"Compacted topic of declared expectations (kaudit expect set writes it)." env:"KAUDIT_EXPECTATIONS_TOPIC" default:"${expectations_topic}"`
-	LearnWarmup       time.Duration `help:"Groups seen consuming a topic this long become expected for it (learned); 0 disables learning." env:"KAUDIT_LEARN_WARMUP" default:"0s"`
+	LearnWarmup       time.Duration `help:"Groups seen consuming a topic over this whole time become expected for it (learned); 0 disables learning." env:"KAUDIT_LEARN_WARMUP" default:"0s"`
+	LearnForget       time.Duration `help:"A learned group silent this long is no longer expected (default: 3 warm-ups)." env:"KAUDIT_LEARN_FORGET" default:"0s"`
 }
 
 func main() {
@@ -53,15 +67,48 @@ func main() {
 	}
 }
 
+// check refuses flag values that cannot be meant, instead of replacing them
+// with defaults.
+func (c *config) check() error {
+	var errs []error
+	positive := map[string]time.Duration{
+		"--sweep-interval": c.SweepInterval, "--default-deadline": c.DefaultDeadline, "--grace": c.Grace,
+		"--duplicate-window": c.DuplicateWindow, "--clock-skew": c.ClockSkew,
+	}
+	for _, name := range []string{"--sweep-interval", "--default-deadline", "--grace", "--duplicate-window", "--clock-skew"} {
+		if positive[name] <= 0 {
+			errs = append(errs, fmt.Errorf("%s must be positive, got %v", name, positive[name]))
+		}
+	}
+	if c.LearnWarmup < 0 || c.LearnForget < 0 {
+		errs = append(errs, errors.New("--learn-warmup and --learn-forget must not be negative"))
+	}
+	if c.Partitions <= 0 {
+		errs = append(errs, fmt.Errorf("--partitions must be positive, got %d", c.Partitions))
+	}
+	if c.Replication <= 0 {
+		errs = append(errs, fmt.Errorf("--replication must be positive, got %d", c.Replication))
+	}
+	return errors.Join(errs...)
+}
+
 func run(cfg config) error {
 	log := cfg.Logger(os.Stderr)
+	if err := cfg.check(); err != nil {
+		return err
+	}
 	sar, err := cfg.Sarama()
+	if err != nil {
+		return err
+	}
+	kopts, err := cfg.ClientOpts()
 	if err != nil {
 		return err
 	}
 	ccfg := correlator.Config{
 		Brokers:           cfg.Brokers,
 		Sarama:            sar,
+		ClientOpts:        kopts,
 		Group:             cfg.Group,
 		EventsTopic:       cfg.EventsTopic,
 		VerdictsTopic:     cfg.VerdictsTopic,
@@ -72,8 +119,11 @@ func run(cfg config) error {
 		SweepInterval:     cfg.SweepInterval,
 		DefaultDeadline:   cfg.DefaultDeadline,
 		Grace:             cfg.Grace,
+		DuplicateWindow:   cfg.DuplicateWindow,
+		ClockSkew:         cfg.ClockSkew,
 		ExpectationsTopic: cfg.ExpectationsTopic,
 		LearnWarmup:       cfg.LearnWarmup,
+		LearnForget:       cfg.LearnForget,
 		Logger:            log,
 	}
 	if cfg.ExpectationsFile != "" {
@@ -93,16 +143,14 @@ func run(cfg config) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(c.Collector())
 	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return cfg.Serve(ctx, reg) })
+	g.Go(func() error { return cfg.Serve(ctx, reg, c.Ready) })
 	log.Info("kaudit-correlator starting", "brokers", cfg.Brokers, "events", cfg.EventsTopic, "verdicts", cfg.VerdictsTopic)
 	g.Go(func() error { return c.Run(ctx) })
 	l, err := c.Learner()
 	if err != nil {
 		return err
 	}
-	if l != nil {
-		g.Go(func() error { return l.Run(ctx) })
-	}
+	g.Go(func() error { return l.Run(ctx) })
 	err = g.Wait()
 	log.Info("kaudit-correlator stopped", "stats", c.Stats())
 	return err

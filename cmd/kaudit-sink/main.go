@@ -102,7 +102,7 @@ func run(cfg config) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(r.Collector())
 	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return cfg.Serve(ctx, reg) })
+	g.Go(func() error { return cfg.Serve(ctx, reg, nil) })
 	log.Info("kaudit-sink starting", "sink", cfg.Sink, "group", group, "brokers", cfg.Brokers)
 	g.Go(func() error { return r.Run(ctx) })
 	err = g.Wait()

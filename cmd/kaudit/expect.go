@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -42,7 +44,7 @@ type expectSetCmd struct {
 	expectFlags `embed:""`
 
 	Topic    string        `arg:"" help:"The audited topic."`
-	Groups   []string      `arg:"" help:"Consumer groups that must consume every message (comma separated)." sep:","`
+	Groups   []string      `arg:"" help:"Consumer groups that must consume every message: a,b,c or a b c."`
 	Deadline time.Duration `help:"Deadline after the acknowledgement (0: the correlator's default)." default:"0s"`
 }
 
@@ -53,11 +55,15 @@ func (c *expectSetCmd) Run() error {
 	}
 	defer cancel()
 	defer s.Close()
-	e := &expectations.Expectation{Topic: c.Topic, Groups: c.Groups, Deadline: expectations.Duration(c.Deadline), SinceNs: time.Now().UnixNano()}
+	groups, err := splitGroups(c.Groups)
+	if err != nil {
+		return err
+	}
+	e := &expectations.Expectation{Topic: c.Topic, Groups: groups, Deadline: expectations.Duration(c.Deadline), SinceNs: time.Now().UnixNano()}
 	if err := s.Set(ctx, e); err != nil {
 		return err
 	}
-	fmt.Printf("%s: expected groups %s, deadline %s (for messages acknowledged from now on)\n", c.Topic, strings.Join(c.Groups, ","), deadlineText(e.Deadline))
+	fmt.Printf("%s: %d expected groups %s, deadline %s (for messages acknowledged from now on)\n", c.Topic, len(groups), groupList(groups), deadlineText(e.Deadline))
 	return nil
 }
 
@@ -85,7 +91,7 @@ func (c *expectListCmd) Run() error {
 	fmt.Fprintln(w, "TOPIC\tGROUPS\tDEADLINE\tSINCE")
 	for _, t := range topics {
 		e := all[t]
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", t, strings.Join(e.Groups, ","), deadlineText(e.Deadline), time.Unix(0, e.SinceNs).UTC().Format(time.RFC3339))
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", t, groupList(e.Groups), deadlineText(e.Deadline), time.Unix(0, e.SinceNs).UTC().Format(time.RFC3339))
 	}
 	return w.Flush()
 }
@@ -115,4 +121,41 @@ func deadlineText(d expectations.Duration) string {
 		return "default"
 	}
 	return time.Duration(d).String()
+}
+
+// splitGroups takes the group arguments as typed: "a,b,c", "a b c" or a
+// mix. kong applies no separator to positional arguments, so the commas
+// are split here. Empty names are refused, as are duplicates.
+func splitGroups(args []string) ([]string, error) {
+	var out []string
+	for _, a := range args {
+		for _, g := range strings.Split(a, ",") {
+			g = strings.TrimSpace(g)
+			if g == "" {
+				return nil, fmt.Errorf("empty consumer group name in %q", a)
+			}
+			if slices.Contains(out, g) {
+				return nil, fmt.Errorf("consumer group %q given twice", g)
+			}
+			out = append(out, g)
+		}
+	}
+	if len(out) == 0 {
+		return nil, errors.New("at least one consumer group is required")
+	}
+	return out, nil
+}
+
+// groupList prints groups so that one group can never be read as several:
+// [a b c], each name quoted if it holds a space, a comma, a bracket or a
+// quote.
+func groupList(groups []string) string {
+	parts := make([]string, len(groups))
+	for i, g := range groups {
+		if g == "" || strings.ContainsAny(g, " ,[]\"'\t") {
+			g = strconv.Quote(g)
+		}
+		parts[i] = g
+	}
+	return "[" + strings.Join(parts, " ") + "]"
 }

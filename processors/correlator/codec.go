@@ -62,16 +62,3 @@ func (eventInputCodec) Decode(data []byte) (any, error) {
 	}
 	return &inbound{event: e}, nil
 }
-
-// rawCodec passes bytes through (dead-letter output).
-type rawCodec struct{}
-
-func (rawCodec) Encode(value any) ([]byte, error) {
-	b, ok := value.([]byte)
-	if !ok {
-		return nil, fmt.Errorf("correlator: raw codec cannot encode %T", value)
-	}
-	return b, nil
-}
-
-func (rawCodec) Decode(data []byte) (any, error) { return data, nil }

@@ -1,55 +1,63 @@
-// Package correlator is kaudit's correlator: a goka processor that joins the
-// raw audit events of each message by correlation ID in a group table (one
-// Trail per message) and emits a verdict per (message, consumer group) to the
-// verdicts topic, with the message's ack latency and end-to-end latency.
-//
-//	c, err := correlator.New(correlator.Config{Brokers: []string{"localhost:9092"}})
-//	if err != nil { ... }
-//	err = c.Run(ctx) // until ctx is cancelled
-//
-// Events that cannot be decoded go to the dead-letter topic with the reason
-// in the Kafka Connect error headers; the correlator keeps going.
 package correlator
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/IBM/sarama"
 	"github.com/lovoo/goka"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kaudit/kaudit/audit"
 	"github.com/kaudit/kaudit/codecs"
 	"github.com/kaudit/kaudit/processors/expectations"
-	"github.com/kaudit/kaudit/processors/internal/gokaopts"
 	"github.com/kaudit/kaudit/processors/learner"
 )
 
 // Defaults of Config.
 const (
-	DefaultGroup         = "kaudit-correlator"
-	DefaultPartitions    = 6
-	DefaultDeadline      = 5 * time.Minute
-	DefaultGrace         = 15 * time.Minute
-	DefaultSweepInterval = 5 * time.Second
+	DefaultGroup           = "kaudit-correlator"
+	DefaultPartitions      = 6
+	DefaultDeadline        = 5 * time.Minute
+	DefaultGrace           = 15 * time.Minute
+	DefaultDuplicateWindow = 5 * time.Minute
+	DefaultSweepInterval   = time.Second
+	DefaultClockSkew       = 5 * time.Minute
+	DefaultMaxEventAge     = 7 * 24 * time.Hour
+	DefaultConfirmAfter    = 10 * time.Second
+	DefaultRecheckAfter    = time.Minute
 )
 
-// sweepVisitor is the name of the visitor that walks every trail.
+// maxIDLen bounds the correlation IDs the correlator keeps a trail for: a
+// longer record key is dead-lettered (kaudit's own IDs have 36 bytes).
+const maxIDLen = 256
+
+// maxDLQValue bounds the value copied into a dead-letter record; a longer
+// one is cut, and a header says so.
+const maxDLQValue = 256 << 10
+
+// sweepVisitor is the name of the visitor that sweeps due trails.
 const sweepVisitor = "sweep"
 
-// Config configures a Correlator. Zero fields take the defaults.
+// Config configures a Correlator. Zero fields take the defaults; negative
+// durations and counts are refused by New.
 type Config struct {
 	Brokers []string
-	// Sarama is the base client configuration (TLS, SASL, version); nil
-	// means goka.DefaultConfig(). It is copied, never modified.
-	Sarama *sarama.Config
+	// Sarama is the base client configuration of goka's clients (TLS,
+	// SASL, version); nil means goka.DefaultConfig(). It is copied, never
+	// modified. ClientOpts configure the franz-go client that writes the
+	// verdicts and dead letters the same way (TLS, SASL).
+	Sarama     *sarama.Config
+	ClientOpts []kgo.Opt
+	// Output replaces that client (tests).
+	Output Output
 
 	Group         string
 	EventsTopic   string
@@ -65,12 +73,24 @@ type Config struct {
 	// DefaultDeadline is the delivery deadline of topics whose expectation
 	// sets none (and of topics without expectations, for closing trails).
 	DefaultDeadline time.Duration
-	// Grace is how long a trail is kept after its deadline, to catch late
-	// consumes and duplicates; then it is deleted.
+	// Grace is how long a message with a loss is kept after its deadline,
+	// to catch late consumes.
 	Grace time.Duration
-	// SweepInterval is how often every trail is visited (deadlines are
+	// DuplicateWindow is how long a message every expected group consumed
+	// is kept after its last event, to catch redeliveries.
+	DuplicateWindow time.Duration
+	// SweepInterval is how often the due trails are swept (deadlines are
 	// decided at most this late).
 	SweepInterval time.Duration
+	// ClockSkew and MaxEventAge bound the client event times used for
+	// deadlines and deletion (see the package doc).
+	ClockSkew   time.Duration
+	MaxEventAge time.Duration
+	// ConfirmAfter is when a verdict decided by a sweep is checked for its
+	// acknowledgement; RecheckAfter when a LOST verdict is judged again for
+	// audit gaps.
+	ConfirmAfter time.Duration
+	RecheckAfter time.Duration
 
 	// Expectations are declared expectations (e.g. from a file); the
 	// expectations topic adds to them and wins for the topics it names.
@@ -79,13 +99,16 @@ type Config struct {
 	// keyed by topic ("kaudit expect set" writes it).
 	ExpectationsTopic string
 	// LearnWarmup enables learned expectations: a group seen consuming a
-	// topic for this long becomes expected for it. Zero disables learning.
+	// topic over a whole warm-up becomes expected for it. Zero disables
+	// learning. LearnForget: a learned group silent this long is no longer
+	// expected (default 3 warm-ups).
 	LearnWarmup time.Duration
+	LearnForget time.Duration
 	// LearnerGroup is the learner's goka group (its table is looked up).
 	LearnerGroup string
 
 	Logger *slog.Logger
-	// Now is the clock of the sweeps; nil means time.Now.
+	// Now is the correlator's clock; nil means time.Now.
 	Now func() time.Time
 }
 
@@ -115,6 +138,34 @@ func (c *Config) ApplyFile(f *expectations.File) {
 	}
 }
 
+// validate refuses values that cannot be meant.
+func (c *Config) validate() error {
+	var errs []error
+	for name, d := range map[string]time.Duration{
+		"default deadline": c.DefaultDeadline, "grace": c.Grace, "duplicate window": c.DuplicateWindow,
+		"sweep interval": c.SweepInterval, "clock skew": c.ClockSkew, "max event age": c.MaxEventAge,
+		"confirm after": c.ConfirmAfter, "recheck after": c.RecheckAfter, "learn warm-up": c.LearnWarmup,
+		"learn forget": c.LearnForget,
+	} {
+		if d < 0 {
+			errs = append(errs, fmt.Errorf("%s %v is negative", name, d))
+		}
+	}
+	if c.Partitions < 0 {
+		errs = append(errs, fmt.Errorf("partitions %d is negative", c.Partitions))
+	}
+	if c.Replication < 0 {
+		errs = append(errs, fmt.Errorf("replication %d is negative", c.Replication))
+	}
+	if len(c.Brokers) == 0 && c.Output == nil {
+		errs = append(errs, errors.New("no brokers"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("correlator: %w", err)
+	}
+	return nil
+}
+
 func (c *Config) setDefaults() {
 	if c.Group == "" {
 		c.Group = DefaultGroup
@@ -128,29 +179,34 @@ func (c *Config) setDefaults() {
 	if c.DLQTopic == "" {
 		c.DLQTopic = audit.DefaultDLQTopic
 	}
-	if c.Partitions <= 0 {
+	if c.ExpectationsTopic == "" {
+		c.ExpectationsTopic = audit.DefaultExpectationsTopic
+	}
+	if c.Partitions == 0 {
 		c.Partitions = DefaultPartitions
 	}
-	if c.Replication <= 0 {
+	if c.Replication == 0 {
 		c.Replication = 1
 	}
 	if c.StorageDir == "" {
 		c.StorageDir = filepath.Join(os.TempDir(), "kaudit-correlator")
 	}
-	if c.DefaultDeadline <= 0 {
-		c.DefaultDeadline = DefaultDeadline
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
 	}
-	if c.Grace <= 0 {
-		c.Grace = DefaultGrace
-	}
-	if c.ExpectationsTopic == "" {
-		c.ExpectationsTopic = audit.DefaultExpectationsTopic
-	}
+	def(&c.DefaultDeadline, DefaultDeadline)
+	def(&c.Grace, DefaultGrace)
+	def(&c.DuplicateWindow, DefaultDuplicateWindow)
+	def(&c.SweepInterval, DefaultSweepInterval)
+	def(&c.ClockSkew, DefaultClockSkew)
+	def(&c.MaxEventAge, DefaultMaxEventAge)
+	def(&c.ConfirmAfter, DefaultConfirmAfter)
+	def(&c.RecheckAfter, DefaultRecheckAfter)
+	def(&c.LearnForget, 3*c.LearnWarmup)
 	if c.LearnerGroup == "" {
 		c.LearnerGroup = learner.DefaultGroup
-	}
-	if c.SweepInterval <= 0 {
-		c.SweepInterval = DefaultSweepInterval
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -163,10 +219,15 @@ func (c *Config) setDefaults() {
 // Stats are the correlator's counters since it started.
 type Stats struct {
 	Events     uint64 // audit events folded into trails
-	Verdicts   uint64 // verdicts emitted
+	Repeats    uint64 // events already in their trail (replays), whose verdicts were written again
+	Verdicts   uint64 // verdicts written (first writes; re-writes are not counted)
+	Rewritten  uint64 // verdicts written again (repeats, unconfirmed sweep verdicts)
 	DeadLetter uint64 // input records sent to the dead-letter topic
+	Dropped    uint64 // events not folded because a trail was full (maxHops, maxGroups)
+	Clamped    uint64 // events whose time was clamped for deadlines
 	Deleted    uint64 // trails deleted by sweeps
-	OpenTrails int64  // trails in the table at the last sweep
+	Swept      uint64 // trails visited by sweeps
+	OpenTrails int64  // trails in the local table
 }
 
 // Correlator joins audit events into trails and emits verdicts.
@@ -174,52 +235,67 @@ type Correlator struct {
 	cfg Config
 	log *slog.Logger
 
-	events, verdicts, dead, deleted atomic.Uint64
-	open                            atomic.Int64
+	out      Output
+	ownedOut *kgo.Client
+	gates    gates
+	acks     acks
+	stores   *storages
+	metrics  *metrics
+
+	events, repeats, verdicts, rewritten, dead, dropped, clamped, deleted, swept atomic.Uint64
+
+	procMu sync.Mutex
+	proc   *goka.Processor
 }
 
 // New returns a correlator for cfg.
 func New(cfg Config) (*Correlator, error) {
-	cfg.setDefaults()
-	if len(cfg.Brokers) == 0 {
-		return nil, errors.New("correlator: no brokers")
+	if err := cfg.validate(); err != nil {
+		return nil, err
 	}
-	return &Correlator{cfg: cfg, log: cfg.Logger}, nil
+	cfg.setDefaults()
+	c := &Correlator{cfg: cfg, log: cfg.Logger, out: cfg.Output, metrics: newMetrics()}
+	c.stores = newStorages(cfg.StorageDir, string(c.Table()))
+	return c, nil
 }
 
 // Stats returns the current counters.
 func (c *Correlator) Stats() Stats {
+	var open int64
+	c.stores.each(func(st *tableStorage) { open += st.trails.Load() })
 	return Stats{
 		Events:     c.events.Load(),
+		Repeats:    c.repeats.Load(),
 		Verdicts:   c.verdicts.Load(),
+		Rewritten:  c.rewritten.Load(),
 		DeadLetter: c.dead.Load(),
+		Dropped:    c.dropped.Load(),
+		Clamped:    c.clamped.Load(),
 		Deleted:    c.deleted.Load(),
-		OpenTrails: c.open.Load(),
+		Swept:      c.swept.Load(),
+		OpenTrails: open,
 	}
 }
 
 // Table is the name of the correlator's group table topic.
 func (c *Correlator) Table() goka.Table { return goka.GroupTable(goka.Group(c.cfg.Group)) }
 
-// Graph is the correlator's processor graph.
+// Graph is the correlator's processor graph. Verdicts and dead letters are
+// not goka outputs: they are written by the correlator's own client (see
+// output.go).
 func (c *Correlator) Graph() *goka.GroupGraph {
-	edges := []goka.Edge{
+	return goka.DefineGroup(goka.Group(c.cfg.Group),
 		goka.Input(goka.Stream(c.cfg.EventsTopic), eventInputCodec{}, c.onEvent),
 		goka.Visitor(sweepVisitor, c.onSweep),
 		goka.Persist(TrailCodec{}),
 		goka.Lookup(goka.Table(c.cfg.ExpectationsTopic), expectations.Codec{}),
-		goka.Output(goka.Stream(c.cfg.VerdictsTopic), codecs.VerdictCodec{}),
-		goka.Output(goka.Stream(c.cfg.DLQTopic), rawCodec{}),
-	}
-	if c.cfg.LearnWarmup > 0 {
-		edges = append(edges, goka.Lookup(learner.Table(c.cfg.LearnerGroup), learner.Codec{}))
-	}
-	return goka.DefineGroup(goka.Group(c.cfg.Group), edges...)
+		goka.Lookup(learner.Table(c.cfg.LearnerGroup), learner.Codec{}),
+	)
 }
 
 // policyFor returns what the correlator knows about topic now.
 func (c *Correlator) policyFor(ctx goka.Context, topic string) policy {
-	p := policy{deadline: c.cfg.DefaultDeadline, warmup: c.cfg.LearnWarmup}
+	p := policy{deadline: c.cfg.DefaultDeadline, warmup: c.cfg.LearnWarmup, forget: c.cfg.LearnForget}
 	var fromFile *expectations.Expectation
 	for _, e := range c.cfg.Expectations {
 		if e != nil && e.Topic == topic {
@@ -244,6 +320,48 @@ func (c *Correlator) policyFor(ctx goka.Context, topic string) policy {
 	return p
 }
 
+// timing returns the judgement context at now, with the audit gaps read
+// from the learner's table through ctx.
+func (c *Correlator) timing(ctx goka.Context, now int64) *timing {
+	tm := &timing{
+		nowNs:        now,
+		grace:        int64(c.cfg.Grace),
+		dupWindow:    int64(c.cfg.DuplicateWindow),
+		confirmAfter: int64(c.cfg.ConfirmAfter),
+		recheckAfter: int64(c.cfg.RecheckAfter),
+	}
+	lookups := map[string]*learner.Learned{}
+	learned := func(topic string) *learner.Learned {
+		l, ok := lookups[topic]
+		if !ok {
+			l, _ = ctx.Lookup(learner.Table(c.cfg.LearnerGroup), topic).(*learner.Learned)
+			lookups[topic] = l
+		}
+		return l
+	}
+	tm.gap = func(topic, group string, kind codecs.Kind, from, to int64) bool {
+		return gapIn(learned(topic), group, kind, from, to) || gapIn(learned(codecs.AnyTopic), codecs.AnyTopic, kind, from, to) ||
+			gapIn(learned(codecs.AnyTopic), group, kind, from, to)
+	}
+	return tm
+}
+
+// clampTime returns the time used for deadlines and deletion for an event
+// time: t within [now-maxAge, now+skew]. ok is false for an unusable time.
+func (c *Correlator) clampTime(t, now int64) (eff int64, clamped, ok bool) {
+	if t <= 0 {
+		return 0, false, false
+	}
+	lo, hi := now-int64(c.cfg.MaxEventAge), now+int64(c.cfg.ClockSkew)
+	switch {
+	case t > hi:
+		return hi, true, true
+	case t < lo:
+		return lo, true, true
+	}
+	return t, false, true
+}
+
 // onEvent folds one audit event into its trail.
 func (c *Correlator) onEvent(ctx goka.Context, msg any) {
 	in, ok := msg.(*inbound)
@@ -255,176 +373,140 @@ func (c *Correlator) onEvent(ctx goka.Context, msg any) {
 		return
 	}
 	e := in.event
-	if e.CorrelationID != ctx.Key() {
-		c.deadLetter(ctx, in.raw, fmt.Errorf("record key %q is not the event's correlation_id %q", ctx.Key(), e.CorrelationID))
+	switch {
+	case len(ctx.Key()) > maxIDLen:
+		c.deadLetter(ctx, in.raw, fmt.Errorf("record key of %d bytes: correlation IDs longer than %d bytes are not audited", len(ctx.Key()), maxIDLen))
 		return
+	case e.CorrelationID != ctx.Key():
+		c.deadLetter(ctx, in.raw, fmt.Errorf("record key %.64q is not the event's correlation_id %.64q", ctx.Key(), e.CorrelationID))
+		return
+	case e.Kind == codecs.KindDrops:
+		// Drop reports are the learner's (it keeps them per topic); the
+		// correlator only counts them.
+		c.metrics.drops(e)
+		c.events.Add(1)
+		return
+	}
+	now := c.cfg.Now().UnixNano()
+	eff, clamped, usable := c.clampTime(e.TimeNs(), now)
+	if !usable {
+		c.deadLetter(ctx, in.raw, fmt.Errorf("%s event without a usable time (%d)", e.Kind, e.TimeNs()))
+		return
+	}
+	if clamped {
+		c.clamped.Add(1)
 	}
 	t, _ := ctx.Value().(*Trail)
 	if t == nil {
 		t = new(Trail)
 	}
-	verdicts := t.Apply(e, c.policyFor(ctx, e.Topic))
+	tm := c.timing(ctx, now)
+	res := t.Apply(e, c.policyFor(ctx, e.Topic), eff, tm)
+	if res.dropped {
+		c.dropped.Add(1)
+		c.log.Warn("correlator: trail full, event not folded", "correlation_id", t.CorrelationID, "topic", e.Topic, "group", e.Group)
+		return
+	}
+	t.refreshDue(tm)
+	// Written even for a repeat: the local store may be ahead of the table
+	// topic after a crash, and the replay is what puts the table right.
 	ctx.SetValue(t)
 	c.events.Add(1)
-	c.emit(ctx, verdicts)
+	if res.repeat {
+		c.repeats.Add(1)
+		c.rewritten.Add(uint64(len(res.verdicts)))
+	} else {
+		c.verdicts.Add(uint64(len(res.verdicts)))
+		c.metrics.observe(res.verdicts)
+	}
+	if len(res.verdicts) > 0 {
+		recs := make([]*kgo.Record, len(res.verdicts))
+		for i := range res.verdicts {
+			recs[i] = c.verdictRecord(&res.verdicts[i])
+		}
+		c.produceGated(ctx, recs)
+	}
 }
 
-// onSweep is the visitor run for every trail on each sweep; meta is the
-// sweep's time in Unix nanoseconds.
+// onSweep is the visitor run for every due trail; meta is the sweep's time
+// in Unix nanoseconds.
 func (c *Correlator) onSweep(ctx goka.Context, meta any) {
 	now, _ := meta.(int64)
 	t, _ := ctx.Value().(*Trail)
-	if t == nil {
+	if t == nil || t.NextDueNs > now {
 		return
 	}
-	verdicts, done := t.Sweep(now, int64(c.cfg.Grace))
-	c.emit(ctx, verdicts)
-	if done {
+	c.swept.Add(1)
+	tm := c.timing(ctx, now)
+	tm.acked = func(topic, group string, seq uint64) bool {
+		return c.acks.take(ackKey{id: t.CorrelationID, topic: topic, group: group, seq: seq})
+	}
+	before := make(map[[2]string]codecs.Status)
+	for i := range t.Hops {
+		for _, g := range t.Hops[i].Groups {
+			before[[2]string{t.Hops[i].Topic, g.Group}] = g.Status
+		}
+	}
+	verdicts, changed, done := t.Sweep(tm)
+	// Store the decision first, then write it (see the package doc).
+	switch {
+	case done:
 		ctx.Delete()
 		c.deleted.Add(1)
-		return
-	}
-	if len(verdicts) > 0 {
+	case changed:
 		ctx.SetValue(t)
 	}
-}
-
-func (c *Correlator) emit(ctx goka.Context, verdicts []codecs.Verdict) {
-	for i := range verdicts {
-		ctx.Emit(goka.Stream(c.cfg.VerdictsTopic), verdicts[i].CorrelationID, &verdicts[i])
+	if len(verdicts) == 0 {
+		return
 	}
-	c.verdicts.Add(uint64(len(verdicts)))
+	recs := make([]*kgo.Record, len(verdicts))
+	keys := make([]ackKey, len(verdicts))
+	var fresh []codecs.Verdict
+	for i := range verdicts {
+		v := &verdicts[i]
+		recs[i] = c.verdictRecord(v)
+		keys[i] = ackKey{id: v.CorrelationID, topic: v.Topic, group: v.Group, seq: v.Seq}
+		if before[[2]string{v.Topic, v.Group}] != v.Status {
+			fresh = append(fresh, *v)
+		}
+	}
+	c.verdicts.Add(uint64(len(fresh)))
+	c.rewritten.Add(uint64(len(verdicts) - len(fresh)))
+	c.metrics.observe(fresh)
+	c.produceSwept(recs, keys)
 }
 
+func (c *Correlator) verdictRecord(v *codecs.Verdict) *kgo.Record {
+	return &kgo.Record{
+		Topic: c.cfg.VerdictsTopic,
+		Key:   []byte(v.CorrelationID),
+		Value: codecs.AppendVerdict(nil, v),
+	}
+}
+
+// deadLetter writes the input record to the dead-letter topic with the
+// reason; a key or value too large to copy whole is cut, and the header
+// kaudit.truncated says how long the original was.
 func (c *Correlator) deadLetter(ctx goka.Context, raw []byte, reason error) {
 	c.dead.Add(1)
 	c.log.Warn("audit event sent to dead-letter topic",
 		"topic", ctx.Topic(), "partition", ctx.Partition(), "offset", ctx.Offset(), "reason", reason)
-	if raw == nil {
-		raw = []byte{}
+	key, value := []byte(ctx.Key()), raw
+	var truncated []string
+	if len(key) > maxIDLen {
+		truncated = append(truncated, fmt.Sprintf("key %d bytes", len(key)))
+		key = key[:maxIDLen]
 	}
-	headers := goka.Headers{}
-	for _, h := range audit.DeadLetterHeaders(string(ctx.Topic()), ctx.Partition(), ctx.Offset(), "correlator", reason) {
-		headers[h.Key] = h.Value
+	if len(value) > maxDLQValue {
+		truncated = append(truncated, fmt.Sprintf("value %d bytes", len(value)))
+		value = value[:maxDLQValue]
 	}
-	ctx.Emit(goka.Stream(c.cfg.DLQTopic), ctx.Key(), raw, goka.WithCtxEmitHeaders(headers))
-}
-
-func (c *Correlator) saramaConfig() *sarama.Config { return gokaopts.Sarama(c.cfg.Sarama) }
-
-func (c *Correlator) topicManagerConfig() *goka.TopicManagerConfig {
-	return gokaopts.TopicManager(c.cfg.Replication)
-}
-
-// EnsureTopics creates the events, verdicts and dead-letter topics if they
-// are missing.
-func (c *Correlator) EnsureTopics() error {
-	tm, err := goka.NewTopicManager(c.cfg.Brokers, c.saramaConfig(), c.topicManagerConfig())
-	if err != nil {
-		return fmt.Errorf("correlator: topic manager: %w", err)
+	headers := audit.DeadLetterHeaders(string(ctx.Topic()), ctx.Partition(), ctx.Offset(), "correlator", reason)
+	if len(truncated) > 0 {
+		headers = append(headers, kgo.RecordHeader{Key: "kaudit.truncated", Value: fmt.Appendf(nil, "%v", truncated)})
 	}
-	defer tm.Close()
-	for _, t := range []string{c.cfg.EventsTopic, c.cfg.VerdictsTopic, c.cfg.DLQTopic} {
-		if err := tm.EnsureStreamExists(t, c.cfg.Partitions); err != nil {
-			return fmt.Errorf("correlator: ensure topic %s: %w", t, err)
-		}
+	if value == nil {
+		value = []byte{}
 	}
-	if err := tm.EnsureTableExists(c.cfg.ExpectationsTopic, 1); err != nil {
-		return fmt.Errorf("correlator: ensure topic %s: %w", c.cfg.ExpectationsTopic, err)
-	}
-	return nil
-}
-
-// Options are the goka processor options the correlator runs with; tests
-// append goka.WithTester.
-func (c *Correlator) Options() []goka.ProcessorOption {
-	return gokaopts.Options(gokaopts.Config{
-		Base:        c.cfg.Sarama,
-		StorageDir:  c.cfg.StorageDir,
-		Replication: c.cfg.Replication,
-		ClientID:    c.cfg.Group,
-		Logger:      c.log,
-	})
-}
-
-// Learner returns the learner the correlator's learned expectations need,
-// configured from the correlator's own settings (brokers, client settings,
-// events topic, replication, storage next to the correlator's); nil when
-// learning is off. Run it beside the correlator.
-func (c *Correlator) Learner() (*learner.Learner, error) {
-	if c.cfg.LearnWarmup <= 0 {
-		return nil, nil
-	}
-	return learner.New(learner.Config{
-		Brokers:     c.cfg.Brokers,
-		Sarama:      c.cfg.Sarama,
-		Group:       c.cfg.LearnerGroup,
-		EventsTopic: c.cfg.EventsTopic,
-		StorageDir:  c.cfg.StorageDir + "-learner",
-		Replication: c.cfg.Replication,
-		Logger:      c.log.With("component", "learner"),
-	})
-}
-
-// Run runs the correlator until ctx is cancelled or it fails. It creates
-// missing topics first.
-func (c *Correlator) Run(ctx context.Context) error {
-	if err := c.EnsureTopics(); err != nil {
-		return err
-	}
-	proc, err := goka.NewProcessor(c.cfg.Brokers, c.Graph(), c.Options()...)
-	if err != nil {
-		return fmt.Errorf("correlator: new processor: %w", err)
-	}
-	return c.RunProcessor(ctx, proc)
-}
-
-// RunProcessor runs proc (built from Graph and Options) and its sweeps.
-func (c *Correlator) RunProcessor(ctx context.Context, proc *goka.Processor) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	sweeps := make(chan struct{})
-	go func() {
-		defer close(sweeps)
-		c.sweepLoop(ctx, proc)
-	}()
-	err := proc.Run(ctx)
-	stopped := ctx.Err() != nil
-	cancel()
-	<-sweeps
-	if err != nil && !stopped && !errors.Is(err, context.Canceled) {
-		return fmt.Errorf("correlator: %w", err)
-	}
-	return nil
-}
-
-func (c *Correlator) sweepLoop(ctx context.Context, proc *goka.Processor) {
-	began := time.Now()
-	if err := proc.WaitForReadyContext(ctx); err != nil {
-		return
-	}
-	c.log.Info("correlator ready", "took", time.Since(began).Round(time.Millisecond))
-	tick := time.NewTicker(c.cfg.SweepInterval)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
-		if err := c.Sweep(ctx, proc); err != nil && ctx.Err() == nil {
-			c.log.Warn("correlator sweep failed", "err", err)
-		}
-	}
-}
-
-// Sweep visits every trail once now.
-func (c *Correlator) Sweep(ctx context.Context, proc *goka.Processor) error {
-	deletedBefore := c.deleted.Load()
-	n, err := proc.VisitAllWithStats(ctx, sweepVisitor, c.cfg.Now().UnixNano())
-	if err != nil {
-		return fmt.Errorf("correlator: sweep: %w", err)
-	}
-	c.open.Store(n - int64(c.deleted.Load()-deletedBefore))
-	return nil
+	c.produceGated(ctx, []*kgo.Record{{Topic: c.cfg.DLQTopic, Key: key, Value: value, Headers: headers}})
 }

@@ -2,11 +2,14 @@ package correlator_test
 
 import (
 	"context"
+	"errors"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/lovoo/goka"
 	"github.com/lovoo/goka/tester"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kaudit/kaudit/audit"
 	"github.com/kaudit/kaudit/codecs"
@@ -16,16 +19,51 @@ import (
 )
 
 // harness runs the correlator's processor on goka's tester (no Kafka), with
-// a clock the test sets.
+// a clock the test sets and an in-memory output.
 type harness struct {
-	t        *testing.T
-	tt       *tester.Tester
-	c        *correlator.Correlator
-	proc     *goka.Processor
-	verdicts *tester.QueueTracker
-	dlq      *tester.QueueTracker
-	now      time.Time
-	base     int64
+	t    *testing.T
+	tt   *tester.Tester
+	c    *correlator.Config
+	cor  *correlator.Correlator
+	proc *goka.Processor
+	out  *memOutput
+	now  time.Time
+	base int64
+}
+
+// memOutput records what the correlator writes and acknowledges it at once,
+// unless failing is set.
+type memOutput struct {
+	mu      sync.Mutex
+	recs    []*kgo.Record
+	read    int
+	failing bool
+}
+
+func (m *memOutput) Produce(_ context.Context, r *kgo.Record, promise func(*kgo.Record, error)) {
+	m.mu.Lock()
+	m.recs = append(m.recs, r)
+	fail := m.failing
+	m.mu.Unlock()
+	if fail {
+		promise(r, errors.New("broker down"))
+		return
+	}
+	promise(r, nil)
+}
+
+// take returns the records written since the last call, on topic.
+func (m *memOutput) take(topic string) []*kgo.Record {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []*kgo.Record
+	for _, r := range m.recs[m.read:] {
+		if r.Topic == topic {
+			out = append(out, r)
+		}
+	}
+	m.read = len(m.recs)
+	return out
 }
 
 const (
@@ -37,10 +75,10 @@ const (
 
 func newHarness(t *testing.T, mod ...func(*correlator.Config)) *harness {
 	t.Helper()
-	h := &harness{t: t, tt: tester.New(t), now: time.Unix(1_700_000_000, 0)}
+	h := &harness{t: t, tt: tester.New(t), now: time.Unix(1_700_000_000, 0), out: &memOutput{}}
 	h.base = h.now.UnixNano()
 	cfg := correlator.Config{
-		Brokers:         []string{"unused:9092"},
+		Output:          h.out,
 		DefaultDeadline: deadline,
 		Grace:           grace,
 		Now:             func() time.Time { return h.now },
@@ -52,22 +90,20 @@ func newHarness(t *testing.T, mod ...func(*correlator.Config)) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.c = c
+	h.cor = c
 	h.proc, err = goka.NewProcessor(nil, c.Graph(), goka.WithTester(h.tt))
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- h.proc.Run(ctx) }()
+	go func() { done <- c.RunProcessor(ctx, h.proc) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("processor: %v", err)
 		}
 	})
-	h.verdicts = h.tt.NewQueueTracker(audit.DefaultVerdictsTopic)
-	h.dlq = h.tt.NewQueueTracker(audit.DefaultDLQTopic)
 	return h
 }
 
@@ -82,24 +118,32 @@ func (h *harness) send(events ...*codecs.Event) {
 	}
 }
 
+// at sets the correlator's clock to base+offset.
+func (h *harness) at(offset int64) { h.now = time.Unix(0, h.base+offset) }
+
 // sweepAt runs one sweep at base+offset.
 func (h *harness) sweepAt(offset int64) {
 	h.t.Helper()
-	h.now = time.Unix(0, h.base+offset)
-	if err := h.c.Sweep(context.Background(), h.proc); err != nil {
+	h.at(offset)
+	if err := h.cor.Sweep(context.Background(), h.proc); err != nil {
 		h.t.Fatal(err)
 	}
 }
 
 func (h *harness) next() []*codecs.Verdict {
+	h.t.Helper()
 	var out []*codecs.Verdict
-	for {
-		_, v, ok := h.verdicts.Next()
-		if !ok {
-			return out
+	for _, r := range h.out.take(audit.DefaultVerdictsTopic) {
+		var v codecs.Verdict
+		if err := codecs.UnmarshalVerdict(r.Value, &v); err != nil {
+			h.t.Fatalf("verdict record: %v", err)
 		}
-		out = append(out, v.(*codecs.Verdict))
+		if string(r.Key) != v.CorrelationID {
+			h.t.Errorf("verdict keyed %q, for %q", r.Key, v.CorrelationID)
+		}
+		out = append(out, &v)
 	}
+	return out
 }
 
 // want checks the verdicts emitted since the last call: group → status/cause.
@@ -240,8 +284,17 @@ func TestRedelivery(t *testing.T) {
 	if got[0].ConsumeCount != 2 || got[0].LastConsumeNs != h.base+900*ms || got[0].FirstConsumeNs != h.base+2*ms {
 		t.Errorf("%+v", got[0])
 	}
-	h.send(h.consume("m", "c", 900*ms)) // the same audit record again
-	h.want("repeated audit record")
+	// The same audit record again (a replay after a crash): the current
+	// verdict is written again, with its seq, so a write lost in the crash
+	// is made good and ClickHouse keeps one row.
+	h.send(h.consume("m", "c", 900*ms))
+	again := h.want("repeated audit record", "c", "DUPLICATE", "redelivery")
+	if again[0].Seq != got[0].Seq || *again[0] != *got[0] {
+		t.Errorf("re-written verdict differs:\n%+v\n%+v", again[0], got[0])
+	}
+	if s := h.cor.Stats(); s.Repeats != 1 || s.Rewritten != 1 {
+		t.Errorf("stats %+v", s)
+	}
 }
 
 func TestProducerRetry(t *testing.T) {
@@ -312,8 +365,8 @@ func TestCorrupted(t *testing.T) {
 func TestLearnedExpectation(t *testing.T) {
 	h := newHarness(t, func(c *correlator.Config) { c.LearnWarmup = time.Minute })
 	h.tt.SetTableValue(learner.Table(learner.DefaultGroup), "orders", &learner.Learned{Topic: "orders", Groups: []learner.LearnedGroup{
-		{Group: "old", FirstSeenNs: h.base - 2*time.Minute.Nanoseconds()},
-		{Group: "new", FirstSeenNs: h.base - 10*sec},
+		{Group: "old", FirstSeenNs: h.base - 2*time.Minute.Nanoseconds(), LastSeenNs: h.base - 30*sec},
+		{Group: "new", FirstSeenNs: h.base - 10*sec, LastSeenNs: h.base},
 	}})
 	h.send(h.produce("m", 0, 0))
 	h.sweepAt(time.Minute.Nanoseconds())
@@ -329,18 +382,19 @@ func TestMalformedGoesToDLQ(t *testing.T) {
 	h := newHarness(t)
 	h.tt.Consume(audit.DefaultEventsTopic, "k", []byte{0xff, 0x00, 0x13, 0x37})
 	h.tt.Consume(audit.DefaultEventsTopic, "not-m4", codecs.AppendEvent(nil, h.produce("m4", 1, 2)))
+	dead := h.out.take(audit.DefaultDLQTopic)
+	if len(dead) != 2 {
+		t.Fatalf("%d dead letters, want 2", len(dead))
+	}
 	for i, wantKey := range []string{"k", "not-m4"} {
-		hdr, key, _, ok := h.dlq.NextWithHeaders()
-		if !ok {
-			t.Fatalf("dead letter %d missing", i)
-		}
-		if key != wantKey || len(hdr[audit.HeaderErrMessage]) == 0 || string(hdr[audit.HeaderErrTopic]) != audit.DefaultEventsTopic {
-			t.Errorf("dead letter %d: key %q headers %q", i, key, hdr)
+		r := dead[i]
+		if string(r.Key) != wantKey || header(r, audit.HeaderErrMessage) == "" || header(r, audit.HeaderErrTopic) != audit.DefaultEventsTopic {
+			t.Errorf("dead letter %d: key %q headers %+v", i, r.Key, r.Headers)
 		}
 	}
 	h.send(h.produce("m5", 0, ms), h.consume("m5", "g", 2*ms))
 	h.want("still alive", "g", "DELIVERED", "")
-	if s := h.c.Stats(); s.DeadLetter != 2 || s.Events != 2 {
+	if s := h.cor.Stats(); s.DeadLetter != 2 || s.Events != 2 {
 		t.Errorf("stats %+v", s)
 	}
 }
@@ -353,19 +407,21 @@ func TestSweepBoundsTheTable(t *testing.T) {
 	h.send(h.produce("young", 30*sec, 30*sec))
 	h.want("delivered", "a", "DELIVERED", "")
 	h.sweepAt(deadline.Nanoseconds() + 30*sec)
-	if h.c.Stats().OpenTrails != 2 {
-		t.Errorf("open trails %d, want 2", h.c.Stats().OpenTrails)
+	for _, id := range []string{"m", "young"} {
+		if h.tt.TableValue(h.cor.Table(), id) == nil {
+			t.Errorf("trail %s deleted before deadline + grace", id)
+		}
 	}
 	h.send(h.consume("m", "a", 40*sec)) // within the grace
 	h.want("late duplicate", "a", "DUPLICATE", "redelivery")
 	h.sweepAt(deadline.Nanoseconds() + grace.Nanoseconds() + sec)
-	if v := h.tt.TableValue(h.c.Table(), "m"); v != nil {
+	if v := h.tt.TableValue(h.cor.Table(), "m"); v != nil {
 		t.Errorf("trail kept after deadline+grace: %+v", v)
 	}
-	if v := h.tt.TableValue(h.c.Table(), "young"); v == nil {
+	if v := h.tt.TableValue(h.cor.Table(), "young"); v == nil {
 		t.Errorf("young trail deleted")
 	}
-	if s := h.c.Stats(); s.Deleted != 1 || s.OpenTrails != 1 {
+	if s := h.cor.Stats(); s.Deleted != 1 {
 		t.Errorf("stats %+v", s)
 	}
 }
@@ -388,4 +444,13 @@ func TestReplayIsDeterministic(t *testing.T) {
 			t.Errorf("verdict %d differs:\n%+v\n%+v", i, first[i], second[i])
 		}
 	}
+}
+
+func header(r *kgo.Record, key string) string {
+	for _, h := range r.Headers {
+		if h.Key == key {
+			return string(h.Value)
+		}
+	}
+	return ""
 }

@@ -1,31 +1,30 @@
 package correlator
 
 import (
-	"slices"
 	"time"
 
+	"github.com/kaudit/kaudit/codecs"
 	"github.com/kaudit/kaudit/processors/expectations"
 	"github.com/kaudit/kaudit/processors/learner"
 )
 
-// ExpectedGroup is one group a message is held to.
-type ExpectedGroup struct {
-	Group   string `json:"group"`
-	Learned bool   `json:"learned,omitempty"`
-}
-
 // policy is what the correlator knows about a topic when it judges a
-// message: the groups expected for a message acknowledged at ackNs and the
-// deadline.
+// message: the groups expected for a message acknowledged at a time, and
+// the deadline.
 type policy struct {
 	deadline time.Duration
 	declared []*expectations.Expectation // file and topic entries; the topic wins
 	learned  *learner.Learned
-	warmup   time.Duration
+	// warmup: a group seen consuming for this long becomes expected;
+	// forget: a learned group silent for this long is expected no more.
+	warmup, forget time.Duration
 }
 
 // expectedAt returns the groups that must consume a message acknowledged at
-// ackNs, sorted by name.
+// ackNs, sorted by name: every declared group (of expectations set before
+// ackNs), and, with learning on, every group seen consuming the topic over
+// a whole warm-up that ended before ackNs and not silent for longer than
+// forget at ackNs.
 func (p policy) expectedAt(ackNs int64) []ExpectedGroup {
 	var out []ExpectedGroup
 	add := func(g string, learned bool) {
@@ -46,19 +45,44 @@ func (p policy) expectedAt(ackNs int64) []ExpectedGroup {
 	}
 	if p.learned != nil && p.warmup > 0 {
 		for _, g := range p.learned.Groups {
-			if g.FirstSeenNs+int64(p.warmup) <= ackNs {
+			if p.learnedExpected(g, ackNs) {
 				add(g.Group, true)
 			}
 		}
 	}
-	slices.SortFunc(out, func(a, b ExpectedGroup) int {
-		switch {
-		case a.Group < b.Group:
-			return -1
-		case a.Group > b.Group:
-			return 1
-		}
-		return 0
-	})
+	sortExpected(out)
 	return out
+}
+
+// learnedExpected reports whether a learned group is expected for a message
+// acknowledged at ackNs.
+func (p policy) learnedExpected(g learner.LearnedGroup, ackNs int64) bool {
+	warm := int64(p.warmup)
+	switch {
+	case g.LastSeenNs-g.FirstSeenNs < warm: // not seen over a whole warm-up
+		return false
+	case g.FirstSeenNs+warm > ackNs: // the warm-up ended after the message
+		return false
+	case p.forget > 0 && ackNs-g.LastSeenNs > int64(p.forget): // silent too long
+		return false
+	}
+	return true
+}
+
+// gapIn reports whether the topic's clients reported dropped audit events
+// of kind (by clients of group; by any producer when kind is produce) in a
+// window overlapping [from, to].
+func gapIn(l *learner.Learned, group string, kind codecs.Kind, from, to int64) bool {
+	if l == nil {
+		return false
+	}
+	for _, g := range l.Gaps {
+		if g.Kind != uint8(kind) || (kind == codecs.KindConsume && g.Group != group) {
+			continue
+		}
+		if g.EndNs >= from && g.StartNs <= to {
+			return true
+		}
+	}
+	return false
 }

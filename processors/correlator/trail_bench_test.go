@@ -18,6 +18,7 @@ func BenchmarkTrail(b *testing.B) {
 	base := time.Now().UnixNano()
 	var codec TrailCodec
 	var buf []byte
+	tm := &timing{nowNs: base, grace: int64(15 * time.Minute), dupWindow: int64(5 * time.Minute), confirmAfter: 1e10, recheckAfter: 6e10}
 	b.ReportAllocs()
 	for i := range b.N {
 		id := fmt.Sprintf("id-%d", i)
@@ -37,9 +38,11 @@ func BenchmarkTrail(b *testing.B) {
 				}
 				t = v.(*Trail)
 			}
-			for _, v := range t.Apply(e, p) {
-				buf = codecs.AppendVerdict(buf[:0], &v)
+			res := t.Apply(e, p, e.TimeNs(), tm)
+			for i := range res.verdicts {
+				buf = codecs.AppendVerdict(buf[:0], &res.verdicts[i])
 			}
+			t.refreshDue(tm)
 			var err error
 			if stored, err = codec.Encode(t); err != nil {
 				b.Fatal(err)

@@ -1,278 +1,591 @@
 package correlator
 
 import (
+	"encoding/binary"
 	"encoding/json"
-	"errors"
 	"fmt"
 
-	"google.golang.org/protobuf/encoding/protowire"
-
 	"github.com/kaudit/kaudit/codecs"
+	"github.com/kaudit/kaudit/internal/wire"
 )
 
-// The trail's binary encoding is protobuf wire format, written and read by
-// hand (no reflection): the correlator decodes and encodes a trail for
-// every event, so this is its hot path. Field numbers:
-//
-//	Trail:   1 id, 2 topic, 3 first_seen_ns, 4 last_seen_ns, 5 produce, 6 produce_events,
-//	         7 dup_write, 8 expected (repeated), 9 deadline_ns, 10 groups (repeated)
-//	Produce: 1 partition, 2 offset, 3 client_id, 4 host, 5 send_ns, 6 ack_ns, 7 record_ts_ns,
-//	         8 error, 9 digest, 10 payload_size
-//	Group:   1 group, 2 client_id, 3 host, 4 partition, 5 offset, 6 first_consume_ns,
-//	         7 last_consume_ns, 8 count, 9 digest, 10 other_offset, 11 status, 12 cause,
-//	         13 emitted, 14 seq
-//	Expected: 1 group, 2 learned
-//
-// A trail stored as JSON (by an earlier version) still decodes: no encoding
-// here starts with '{'.
+// The trail's encoding is protobuf wire format (trail.proto) behind a small
+// header the storage indexes (see trail.proto for the framing), written
+// and read by hand with internal/wire: the correlator decodes and encodes a
+// trail for every event, so this is its hot path.
 
-var errTrail = errors.New("malformed trail")
+// formatV2 is the first byte of a version 2 value.
+const formatV2 = 0x02
 
-func putStr(b []byte, n protowire.Number, s string) []byte {
-	if s == "" {
-		return b
-	}
-	b = protowire.AppendTag(b, n, protowire.BytesType)
-	return protowire.AppendString(b, s)
+// Field numbers of trail.proto.
+const (
+	trID   = 1
+	trHops = 2
+
+	hopTopic         = 1
+	hopFirstSeen     = 2
+	hopLastSeen      = 3
+	hopProduce       = 4
+	hopProduceEvents = 5
+	hopDupWrite      = 6
+	hopExpected      = 7
+	hopDeadline      = 8
+	hopRawDeadline   = 9
+	hopGroups        = 10
+	hopConfirmDue    = 11
+	hopRecheck       = 12
+
+	prPartition   = 1
+	prOffset      = 2
+	prClientID    = 3
+	prHost        = 4
+	prSendNs      = 5
+	prAckNs       = 6
+	prRecordTsNs  = 7
+	prError       = 8
+	prDigest      = 9
+	prPayloadSize = 10
+
+	exGroup   = 1
+	exLearned = 2
+
+	grGroup        = 1
+	grClientID     = 2
+	grHost         = 3
+	grPartition    = 4
+	grOffset       = 5
+	grFirstConsume = 6
+	grLastConsume  = 7
+	grCount        = 8
+	grDigest       = 9
+	grOtherOffset  = 10
+	grStatus       = 11
+	grCause        = 12
+	grEmitted      = 13
+	grSeq          = 14
+	grDecided      = 15
+	grUnconfirmed  = 16
+
+	// TrailV1 and GroupV1.
+	v1ID            = 1
+	v1Topic         = 2
+	v1FirstSeen     = 3
+	v1LastSeen      = 4
+	v1Produce       = 5
+	v1ProduceEvents = 6
+	v1DupWrite      = 7
+	v1Expected      = 8
+	v1Deadline      = 9
+	v1Groups        = 10
+)
+
+// pending is one entry of the oldest-unconsumed index: an expected group
+// that has not consumed the message of an acknowledged hop yet.
+type pending struct {
+	topic, group string
+	ackNs        int64
 }
 
-func putVarint(b []byte, n protowire.Number, v uint64) []byte {
-	if v == 0 {
-		return b
+// pendings returns the trail's entries of the oldest-unconsumed index.
+func (t *Trail) pendings() []pending {
+	var out []pending
+	for i := range t.Hops {
+		h := &t.Hops[i]
+		p := h.Produce
+		if p == nil || p.Error != "" || p.AckNs == 0 {
+			continue
+		}
+		for _, e := range h.Expected {
+			consumed := false
+			for j := range h.Groups {
+				if h.Groups[j].Group == e.Group && h.Groups[j].Count > 0 {
+					consumed = true
+				}
+			}
+			if !consumed {
+				out = append(out, pending{topic: h.Topic, group: e.Group, ackNs: p.AckNs})
+			}
+		}
 	}
-	b = protowire.AppendTag(b, n, protowire.VarintType)
-	return protowire.AppendVarint(b, v)
+	return out
 }
 
-func putSint(b []byte, n protowire.Number, v int64) []byte {
-	if v == 0 {
-		return b
-	}
-	b = protowire.AppendTag(b, n, protowire.VarintType)
-	return protowire.AppendVarint(b, protowire.EncodeZigZag(v))
-}
-
-func putFixed(b []byte, n protowire.Number, v uint64) []byte {
-	if v == 0 {
-		return b
-	}
-	b = protowire.AppendTag(b, n, protowire.Fixed64Type)
-	return protowire.AppendFixed64(b, v)
-}
-
-func putBool(b []byte, n protowire.Number, v bool) []byte {
-	if !v {
-		return b
-	}
-	return putVarint(b, n, 1)
-}
-
-// putMsg appends field n holding the message enc appends.
-func putMsg(b []byte, n protowire.Number, enc func([]byte) []byte) []byte {
-	b = protowire.AppendTag(b, n, protowire.BytesType)
-	at := len(b)
-	b = append(b, 0) // length placeholder: most nested messages are < 128 bytes
-	b = enc(b)
-	size := len(b) - at - 1
-	if size < 128 {
-		b[at] = byte(size)
-		return b
-	}
-	l := protowire.SizeVarint(uint64(size))
-	b = append(b, make([]byte, l-1)...)
-	copy(b[at+l:], b[at+1:at+1+size])
-	protowire.AppendVarint(b[at:at], uint64(size))
-	return b
-}
-
-// AppendTrail appends the binary encoding of t to b.
+// AppendTrail appends the stored encoding of t (header and message) to b.
 func AppendTrail(b []byte, t *Trail) []byte {
-	b = putStr(b, 1, t.CorrelationID)
-	b = putStr(b, 2, t.Topic)
-	b = putFixed(b, 3, uint64(t.FirstSeenNs))
-	b = putFixed(b, 4, uint64(t.LastSeenNs))
-	if p := t.Produce; p != nil {
-		b = putMsg(b, 5, func(b []byte) []byte {
-			b = putSint(b, 1, int64(p.Partition))
-			b = putSint(b, 2, p.Offset)
-			b = putStr(b, 3, p.ClientID)
-			b = putStr(b, 4, p.Host)
-			b = putFixed(b, 5, uint64(p.SendNs))
-			b = putFixed(b, 6, uint64(p.AckNs))
-			b = putFixed(b, 7, uint64(p.RecordTsNs))
-			b = putStr(b, 8, p.Error)
-			b = putFixed(b, 9, p.Digest)
-			return putSint(b, 10, int64(p.PayloadSize))
-		})
+	b = append(b, formatV2)
+	b = binary.BigEndian.AppendUint64(b, uint64(t.NextDueNs))
+	ps := t.pendings()
+	b = binary.AppendUvarint(b, uint64(len(ps)))
+	for _, p := range ps {
+		b = binary.AppendUvarint(b, uint64(len(p.topic)))
+		b = append(b, p.topic...)
+		b = binary.AppendUvarint(b, uint64(len(p.group)))
+		b = append(b, p.group...)
+		b = binary.BigEndian.AppendUint64(b, uint64(p.ackNs))
 	}
-	b = putVarint(b, 6, uint64(t.ProduceEvents))
-	b = putBool(b, 7, t.DupWrite)
-	for _, e := range t.Expected {
-		b = putMsg(b, 8, func(b []byte) []byte {
-			b = putStr(b, 1, e.Group)
-			return putBool(b, 2, e.Learned)
-		})
-	}
-	b = putFixed(b, 9, uint64(t.DeadlineNs))
-	for i := range t.Groups {
-		g := &t.Groups[i]
-		b = putMsg(b, 10, func(b []byte) []byte {
-			// The group name is written even when empty: "" is the
-			// produce itself.
-			b = protowire.AppendTag(b, 1, protowire.BytesType)
-			b = protowire.AppendString(b, g.Group)
-			b = putStr(b, 2, g.ClientID)
-			b = putStr(b, 3, g.Host)
-			b = putSint(b, 4, int64(g.Partition))
-			b = putSint(b, 5, g.Offset)
-			b = putFixed(b, 6, uint64(g.FirstConsumeNs))
-			b = putFixed(b, 7, uint64(g.LastConsumeNs))
-			b = putVarint(b, 8, uint64(g.Count))
-			b = putFixed(b, 9, g.Digest)
-			b = putBool(b, 10, g.OtherOffset)
-			b = putVarint(b, 11, uint64(g.Status))
-			b = putStr(b, 12, g.Cause)
-			b = putVarint(b, 13, uint64(g.Emitted))
-			return putVarint(b, 14, g.Seq)
-		})
+	return appendTrailMessage(b, t)
+}
+
+func appendTrailMessage(b []byte, t *Trail) []byte {
+	b = wire.AppendString(b, trID, t.CorrelationID)
+	for i := range t.Hops {
+		h := &t.Hops[i]
+		b = wire.AppendMessage(b, trHops, func(b []byte) []byte { return appendHop(b, h) })
 	}
 	return b
 }
 
-// fields walks the fields of msg, calling f for each with its number, type
-// and value bytes (varint/fixed values already decoded into v).
-func fields(msg []byte, f func(n protowire.Number, typ protowire.Type, v uint64, raw []byte) error) error {
-	for len(msg) > 0 {
-		n, typ, l := protowire.ConsumeTag(msg)
-		if l < 0 {
-			return fmt.Errorf("%w: %v", errTrail, protowire.ParseError(l))
+func appendHop(b []byte, h *Hop) []byte {
+	b = wire.AppendString(b, hopTopic, h.Topic)
+	b = wire.AppendFixed64(b, hopFirstSeen, uint64(h.FirstSeenNs))
+	b = wire.AppendFixed64(b, hopLastSeen, uint64(h.LastSeenNs))
+	if p := h.Produce; p != nil {
+		b = wire.AppendMessage(b, hopProduce, func(b []byte) []byte { return appendProduce(b, p) })
+	}
+	b = wire.AppendVarint(b, hopProduceEvents, uint64(h.ProduceEvents))
+	b = wire.AppendBool(b, hopDupWrite, h.DupWrite)
+	for _, e := range h.Expected {
+		b = wire.AppendMessage(b, hopExpected, func(b []byte) []byte {
+			b = wire.AppendString(b, exGroup, e.Group)
+			return wire.AppendBool(b, exLearned, e.Learned)
+		})
+	}
+	b = wire.AppendFixed64(b, hopDeadline, uint64(h.DeadlineNs))
+	b = wire.AppendFixed64(b, hopRawDeadline, uint64(h.RawDeadlineNs))
+	for i := range h.Groups {
+		g := &h.Groups[i]
+		b = wire.AppendMessage(b, hopGroups, func(b []byte) []byte { return appendGroup(b, g) })
+	}
+	b = wire.AppendFixed64(b, hopConfirmDue, uint64(h.ConfirmDueNs))
+	return wire.AppendFixed64(b, hopRecheck, uint64(h.RecheckNs))
+}
+
+func appendProduce(b []byte, p *ProduceFacts) []byte {
+	b = wire.AppendSint(b, prPartition, int64(p.Partition))
+	b = wire.AppendSint(b, prOffset, p.Offset)
+	b = wire.AppendString(b, prClientID, p.ClientID)
+	b = wire.AppendString(b, prHost, p.Host)
+	b = wire.AppendFixed64(b, prSendNs, uint64(p.SendNs))
+	b = wire.AppendFixed64(b, prAckNs, uint64(p.AckNs))
+	b = wire.AppendFixed64(b, prRecordTsNs, uint64(p.RecordTsNs))
+	b = wire.AppendString(b, prError, p.Error)
+	b = wire.AppendFixed64(b, prDigest, p.Digest)
+	return wire.AppendSint(b, prPayloadSize, int64(p.PayloadSize))
+}
+
+func appendGroup(b []byte, g *GroupFacts) []byte {
+	b = wire.AppendStringAlways(b, grGroup, g.Group)
+	b = wire.AppendString(b, grClientID, g.ClientID)
+	b = wire.AppendString(b, grHost, g.Host)
+	b = wire.AppendSint(b, grPartition, int64(g.Partition))
+	b = wire.AppendSint(b, grOffset, g.Offset)
+	b = wire.AppendFixed64(b, grFirstConsume, uint64(g.FirstConsumeNs))
+	b = wire.AppendFixed64(b, grLastConsume, uint64(g.LastConsumeNs))
+	b = wire.AppendVarint(b, grCount, uint64(g.Count))
+	b = wire.AppendFixed64(b, grDigest, g.Digest)
+	b = wire.AppendBool(b, grOtherOffset, g.OtherOffset)
+	b = wire.AppendVarint(b, grStatus, uint64(g.Status))
+	b = wire.AppendString(b, grCause, g.Cause)
+	b = wire.AppendVarint(b, grEmitted, uint64(g.Emitted))
+	b = wire.AppendVarint(b, grSeq, g.Seq)
+	b = wire.AppendFixed64(b, grDecided, uint64(g.DecidedNs))
+	return wire.AppendBool(b, grUnconfirmed, g.Unconfirmed)
+}
+
+// header is the indexed part of a stored value.
+type header struct {
+	nextDueNs int64
+	pendings  []pending
+	body      []byte // the Trail message
+}
+
+// parseHeader reads the header of a version 2 value.
+func parseHeader(b []byte) (header, error) {
+	var h header
+	if len(b) < 9 || b[0] != formatV2 {
+		return h, wire.Malformed("trail: no version 2 header")
+	}
+	h.nextDueNs = int64(binary.BigEndian.Uint64(b[1:9]))
+	b = b[9:]
+	n, l := binary.Uvarint(b)
+	if l <= 0 || n > maxHops*maxGroups {
+		return h, wire.Malformed("trail: pending count")
+	}
+	b = b[l:]
+	str := func() (string, error) {
+		n, l := binary.Uvarint(b)
+		if l <= 0 || n > uint64(len(b)-l) {
+			return "", wire.Malformed("trail: pending entry")
 		}
-		msg = msg[l:]
-		var v uint64
-		var raw []byte
-		switch typ {
-		case protowire.VarintType:
-			v, l = protowire.ConsumeVarint(msg)
-		case protowire.Fixed64Type:
-			v, l = protowire.ConsumeFixed64(msg)
-		case protowire.BytesType:
-			raw, l = protowire.ConsumeBytes(msg)
-		default:
-			l = protowire.ConsumeFieldValue(n, typ, msg)
+		s := string(b[l : l+int(n)])
+		b = b[l+int(n):]
+		return s, nil
+	}
+	for range n {
+		var p pending
+		var err error
+		if p.topic, err = str(); err != nil {
+			return h, err
 		}
-		if l < 0 {
-			return fmt.Errorf("%w: field %d: %v", errTrail, n, protowire.ParseError(l))
+		if p.group, err = str(); err != nil {
+			return h, err
 		}
-		msg = msg[l:]
-		if err := f(n, typ, v, raw); err != nil {
+		if len(b) < 8 {
+			return h, wire.Malformed("trail: pending ack time")
+		}
+		p.ackNs = int64(binary.BigEndian.Uint64(b[:8]))
+		b = b[8:]
+		h.pendings = append(h.pendings, p)
+	}
+	h.body = b
+	return h, nil
+}
+
+// UnmarshalTrail decodes a stored trail: version 2 (AppendTrail), or a
+// value written by an earlier version (version 1 protobuf, version 0 JSON),
+// which becomes a trail of one hop.
+func UnmarshalTrail(b []byte, t *Trail) error {
+	*t = Trail{}
+	switch {
+	case len(b) == 0:
+		return wire.Malformed("trail: empty value")
+	case b[0] == formatV2:
+		h, err := parseHeader(b)
+		if err != nil {
 			return err
+		}
+		t.NextDueNs = h.nextDueNs
+		return decodeTrail(h.body, t)
+	case b[0] == '{':
+		return decodeV0(b, t)
+	default:
+		return decodeV1(b, t)
+	}
+}
+
+func decodeTrail(b []byte, t *Trail) error {
+	d := wire.NewDecoder(b)
+	for d.More() {
+		num, typ, err := d.Tag()
+		if err != nil {
+			return err
+		}
+		switch num {
+		case trID:
+			t.CorrelationID, err = d.String(typ)
+		case trHops:
+			var m wire.Decoder
+			if m, err = d.Message(typ); err == nil {
+				var h Hop
+				if err = decodeHop(&m, &h); err == nil {
+					t.Hops = append(t.Hops, h)
+				}
+			}
+		default:
+			err = d.Skip(num, typ)
+		}
+		if err != nil {
+			return fmt.Errorf("trail field %d: %w", num, err)
 		}
 	}
 	return nil
 }
 
-// UnmarshalTrail decodes a trail written by AppendTrail (or, from earlier
-// versions, as JSON).
-func UnmarshalTrail(b []byte, t *Trail) error {
-	*t = Trail{}
-	if len(b) > 0 && b[0] == '{' {
-		return json.Unmarshal(b, t)
-	}
-	return fields(b, func(n protowire.Number, typ protowire.Type, v uint64, raw []byte) error {
-		switch n {
-		case 1:
-			t.CorrelationID = string(raw)
-		case 2:
-			t.Topic = string(raw)
-		case 3:
-			t.FirstSeenNs = int64(v)
-		case 4:
-			t.LastSeenNs = int64(v)
-		case 5:
-			p := new(ProduceFacts)
-			t.Produce = p
-			return fields(raw, func(n protowire.Number, _ protowire.Type, v uint64, raw []byte) error {
-				switch n {
-				case 1:
-					p.Partition = int32(protowire.DecodeZigZag(v))
-				case 2:
-					p.Offset = protowire.DecodeZigZag(v)
-				case 3:
-					p.ClientID = string(raw)
-				case 4:
-					p.Host = string(raw)
-				case 5:
-					p.SendNs = int64(v)
-				case 6:
-					p.AckNs = int64(v)
-				case 7:
-					p.RecordTsNs = int64(v)
-				case 8:
-					p.Error = string(raw)
-				case 9:
-					p.Digest = v
-				case 10:
-					p.PayloadSize = int32(protowire.DecodeZigZag(v))
-				}
-				return nil
-			})
-		case 6:
-			t.ProduceEvents = uint32(v)
-		case 7:
-			t.DupWrite = v != 0
-		case 8:
-			var e ExpectedGroup
-			err := fields(raw, func(n protowire.Number, _ protowire.Type, v uint64, raw []byte) error {
-				switch n {
-				case 1:
-					e.Group = string(raw)
-				case 2:
-					e.Learned = v != 0
-				}
-				return nil
-			})
-			t.Expected = append(t.Expected, e)
-			return err
-		case 9:
-			t.DeadlineNs = int64(v)
-		case 10:
-			var g GroupFacts
-			err := fields(raw, func(n protowire.Number, _ protowire.Type, v uint64, raw []byte) error {
-				switch n {
-				case 1:
-					g.Group = string(raw)
-				case 2:
-					g.ClientID = string(raw)
-				case 3:
-					g.Host = string(raw)
-				case 4:
-					g.Partition = int32(protowire.DecodeZigZag(v))
-				case 5:
-					g.Offset = protowire.DecodeZigZag(v)
-				case 6:
-					g.FirstConsumeNs = int64(v)
-				case 7:
-					g.LastConsumeNs = int64(v)
-				case 8:
-					g.Count = uint32(v)
-				case 9:
-					g.Digest = v
-				case 10:
-					g.OtherOffset = v != 0
-				case 11:
-					g.Status = codecs.Status(v)
-				case 12:
-					g.Cause = string(raw)
-				case 13:
-					g.Emitted = uint32(v)
-				case 14:
-					g.Seq = v
-				}
-				return nil
-			})
-			t.Groups = append(t.Groups, g)
+func decodeHop(d *wire.Decoder, h *Hop) error {
+	for d.More() {
+		num, typ, err := d.Tag()
+		if err != nil {
 			return err
 		}
-		return nil
-	})
+		switch num {
+		case hopTopic:
+			h.Topic, err = d.String(typ)
+		case hopFirstSeen:
+			h.FirstSeenNs, err = d.Sfixed64(typ)
+		case hopLastSeen:
+			h.LastSeenNs, err = d.Sfixed64(typ)
+		case hopProduce:
+			var m wire.Decoder
+			if m, err = d.Message(typ); err == nil {
+				h.Produce = new(ProduceFacts)
+				err = decodeProduce(&m, h.Produce)
+			}
+		case hopProduceEvents:
+			h.ProduceEvents, err = d.Uint32(typ)
+		case hopDupWrite:
+			h.DupWrite, err = d.Bool(typ)
+		case hopExpected:
+			var m wire.Decoder
+			if m, err = d.Message(typ); err == nil {
+				var e ExpectedGroup
+				if err = decodeExpected(&m, &e); err == nil {
+					h.Expected = append(h.Expected, e)
+				}
+			}
+		case hopDeadline:
+			h.DeadlineNs, err = d.Sfixed64(typ)
+		case hopRawDeadline:
+			h.RawDeadlineNs, err = d.Sfixed64(typ)
+		case hopGroups:
+			var m wire.Decoder
+			if m, err = d.Message(typ); err == nil {
+				var g GroupFacts
+				if err = decodeGroup(&m, &g); err == nil {
+					h.Groups = append(h.Groups, g)
+				}
+			}
+		case hopConfirmDue:
+			h.ConfirmDueNs, err = d.Sfixed64(typ)
+		case hopRecheck:
+			h.RecheckNs, err = d.Sfixed64(typ)
+		default:
+			err = d.Skip(num, typ)
+		}
+		if err != nil {
+			return fmt.Errorf("hop field %d: %w", num, err)
+		}
+	}
+	return nil
+}
+
+func decodeProduce(d *wire.Decoder, p *ProduceFacts) error {
+	for d.More() {
+		num, typ, err := d.Tag()
+		if err != nil {
+			return err
+		}
+		switch num {
+		case prPartition:
+			p.Partition, err = d.Sint32(typ)
+		case prOffset:
+			p.Offset, err = d.Sint64(typ)
+		case prClientID:
+			p.ClientID, err = d.String(typ)
+		case prHost:
+			p.Host, err = d.String(typ)
+		case prSendNs:
+			p.SendNs, err = d.Sfixed64(typ)
+		case prAckNs:
+			p.AckNs, err = d.Sfixed64(typ)
+		case prRecordTsNs:
+			p.RecordTsNs, err = d.Sfixed64(typ)
+		case prError:
+			p.Error, err = d.String(typ)
+		case prDigest:
+			p.Digest, err = d.Fixed64(typ)
+		case prPayloadSize:
+			p.PayloadSize, err = d.Sint32(typ)
+		default:
+			err = d.Skip(num, typ)
+		}
+		if err != nil {
+			return fmt.Errorf("produce field %d: %w", num, err)
+		}
+	}
+	return nil
+}
+
+func decodeExpected(d *wire.Decoder, e *ExpectedGroup) error {
+	for d.More() {
+		num, typ, err := d.Tag()
+		if err != nil {
+			return err
+		}
+		switch num {
+		case exGroup:
+			e.Group, err = d.String(typ)
+		case exLearned:
+			e.Learned, err = d.Bool(typ)
+		default:
+			err = d.Skip(num, typ)
+		}
+		if err != nil {
+			return fmt.Errorf("expected field %d: %w", num, err)
+		}
+	}
+	return nil
+}
+
+func decodeGroup(d *wire.Decoder, g *GroupFacts) error {
+	for d.More() {
+		num, typ, err := d.Tag()
+		if err != nil {
+			return err
+		}
+		switch num {
+		case grGroup:
+			g.Group, err = d.String(typ)
+		case grClientID:
+			g.ClientID, err = d.String(typ)
+		case grHost:
+			g.Host, err = d.String(typ)
+		case grPartition:
+			g.Partition, err = d.Sint32(typ)
+		case grOffset:
+			g.Offset, err = d.Sint64(typ)
+		case grFirstConsume:
+			g.FirstConsumeNs, err = d.Sfixed64(typ)
+		case grLastConsume:
+			g.LastConsumeNs, err = d.Sfixed64(typ)
+		case grCount:
+			g.Count, err = d.Uint32(typ)
+		case grDigest:
+			g.Digest, err = d.Fixed64(typ)
+		case grOtherOffset:
+			g.OtherOffset, err = d.Bool(typ)
+		case grStatus:
+			var s uint8
+			s, err = d.Enum(typ)
+			g.Status = codecs.Status(s)
+		case grCause:
+			g.Cause, err = d.String(typ)
+		case grEmitted:
+			g.Emitted, err = d.Uint32(typ)
+		case grSeq:
+			g.Seq, err = d.Varint(typ)
+		case grDecided:
+			g.DecidedNs, err = d.Sfixed64(typ)
+		case grUnconfirmed:
+			g.Unconfirmed, err = d.Bool(typ)
+		default:
+			err = d.Skip(num, typ)
+		}
+		if err != nil {
+			return fmt.Errorf("group field %d: %w", num, err)
+		}
+	}
+	return nil
+}
+
+// decodeV1 reads a version 1 trail (one topic) into a trail of one hop.
+func decodeV1(b []byte, t *Trail) error {
+	d := wire.NewDecoder(b)
+	var h Hop
+	for d.More() {
+		num, typ, err := d.Tag()
+		if err != nil {
+			return err
+		}
+		switch num {
+		case v1ID:
+			t.CorrelationID, err = d.String(typ)
+		case v1Topic:
+			h.Topic, err = d.String(typ)
+		case v1FirstSeen:
+			h.FirstSeenNs, err = d.Sfixed64(typ)
+		case v1LastSeen:
+			h.LastSeenNs, err = d.Sfixed64(typ)
+		case v1Produce:
+			var m wire.Decoder
+			if m, err = d.Message(typ); err == nil {
+				h.Produce = new(ProduceFacts)
+				err = decodeProduce(&m, h.Produce)
+			}
+		case v1ProduceEvents:
+			h.ProduceEvents, err = d.Uint32(typ)
+		case v1DupWrite:
+			h.DupWrite, err = d.Bool(typ)
+		case v1Expected:
+			var m wire.Decoder
+			if m, err = d.Message(typ); err == nil {
+				var e ExpectedGroup
+				if err = decodeExpected(&m, &e); err == nil {
+					h.Expected = append(h.Expected, e)
+				}
+			}
+		case v1Deadline:
+			h.DeadlineNs, err = d.Sfixed64(typ)
+		case v1Groups:
+			// GroupV1 is Group's fields 1–14.
+			var m wire.Decoder
+			if m, err = d.Message(typ); err == nil {
+				var g GroupFacts
+				if err = decodeGroup(&m, &g); err == nil {
+					g.DecidedNs = int64(g.Seq) // the best estimate: seq followed the decision time
+					h.Groups = append(h.Groups, g)
+				}
+			}
+		default:
+			err = d.Skip(num, typ)
+		}
+		if err != nil {
+			return fmt.Errorf("trail v1 field %d: %w", num, err)
+		}
+	}
+	if h.Produce != nil && h.Produce.AckNs != 0 {
+		h.RawDeadlineNs = h.DeadlineNs
+	}
+	t.Hops = []Hop{h}
+	t.NextDueNs = h.DeadlineNs
+	return nil
+}
+
+// trailV0 is the JSON encoding of version 0.
+type trailV0 struct {
+	ID            string          `json:"id"`
+	Topic         string          `json:"topic"`
+	FirstSeenNs   int64           `json:"first_seen_ns"`
+	LastSeenNs    int64           `json:"last_seen_ns"`
+	Produce       *produceV0      `json:"produce"`
+	ProduceEvents uint32          `json:"produce_events"`
+	DupWrite      bool            `json:"dup_write"`
+	Expected      []ExpectedGroup `json:"expected"`
+	DeadlineNs    int64           `json:"deadline_ns"`
+	Groups        []groupV0       `json:"groups"`
+}
+
+type produceV0 struct {
+	Partition   int32  `json:"partition"`
+	Offset      int64  `json:"offset"`
+	ClientID    string `json:"client_id"`
+	Host        string `json:"host"`
+	SendNs      int64  `json:"send_ns"`
+	AckNs       int64  `json:"ack_ns"`
+	RecordTsNs  int64  `json:"record_ts_ns"`
+	Error       string `json:"error"`
+	Digest      uint64 `json:"digest"`
+	PayloadSize int32  `json:"payload_size"`
+}
+
+type groupV0 struct {
+	Group          string        `json:"group"`
+	ClientID       string        `json:"client_id"`
+	Host           string        `json:"host"`
+	Partition      int32         `json:"partition"`
+	Offset         int64         `json:"offset"`
+	FirstConsumeNs int64         `json:"first_consume_ns"`
+	LastConsumeNs  int64         `json:"last_consume_ns"`
+	Count          uint32        `json:"count"`
+	Digest         uint64        `json:"digest"`
+	OtherOffset    bool          `json:"other_offset"`
+	Status         codecs.Status `json:"status"`
+	Cause          string        `json:"cause"`
+	Emitted        uint32        `json:"emitted_count"`
+	Seq            uint64        `json:"seq"`
+}
+
+func decodeV0(b []byte, t *Trail) error {
+	var v trailV0
+	if err := json.Unmarshal(b, &v); err != nil {
+		return fmt.Errorf("%w: trail v0: %v", wire.ErrMalformed, err)
+	}
+	h := Hop{Topic: v.Topic, FirstSeenNs: v.FirstSeenNs, LastSeenNs: v.LastSeenNs, ProduceEvents: v.ProduceEvents,
+		DupWrite: v.DupWrite, Expected: v.Expected, DeadlineNs: v.DeadlineNs}
+	if p := v.Produce; p != nil {
+		h.Produce = &ProduceFacts{Partition: p.Partition, Offset: p.Offset, ClientID: p.ClientID, Host: p.Host,
+			SendNs: p.SendNs, AckNs: p.AckNs, RecordTsNs: p.RecordTsNs, Error: p.Error, Digest: p.Digest, PayloadSize: p.PayloadSize}
+		if p.AckNs != 0 {
+			h.RawDeadlineNs = v.DeadlineNs
+		}
+	}
+	for _, g := range v.Groups {
+		h.Groups = append(h.Groups, GroupFacts{Group: g.Group, ClientID: g.ClientID, Host: g.Host, Partition: g.Partition,
+			Offset: g.Offset, FirstConsumeNs: g.FirstConsumeNs, LastConsumeNs: g.LastConsumeNs, Count: g.Count,
+			Digest: g.Digest, OtherOffset: g.OtherOffset, Status: g.Status, Cause: g.Cause, Emitted: g.Emitted,
+			Seq: g.Seq, DecidedNs: int64(g.Seq)})
+	}
+	t.CorrelationID = v.ID
+	t.Hops = []Hop{h}
+	t.NextDueNs = h.DeadlineNs
+	return nil
 }

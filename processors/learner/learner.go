@@ -1,8 +1,18 @@
-// Package learner learns which consumer groups consume which topics: a goka
-// processor that reads the audit events and keeps, per topic, the groups
-// seen consuming it with the first and last time. The correlator looks the
-// table up: a group seen for longer than the warm-up becomes an expected
-// (learned) group of the topic.
+// Package learner keeps what kaudit learns about each topic from the audit
+// events: a goka processor that reads them and keeps, per topic, the groups
+// seen consuming it with the first and last time, and the windows in which
+// the topic's clients reported dropped audit events (drop reports). The
+// correlator looks the table up: a group seen over a whole warm-up becomes
+// an expected (learned) group of the topic, until it has been silent for
+// Forget; and a LOST verdict that a drop report could explain gets the
+// cause audit_gap.
+//
+// On kill -9 at any instant: the table is goka's (local storage plus a
+// compacted changelog), so a restart recovers it and re-reads the events
+// after the last committed offset; a sighting or gap may be recorded twice,
+// which changes nothing (sightings keep first/last times, gaps of one
+// report window add up, so a replayed report can count its drops twice —
+// the cause it gives is the same).
 //
 //	l, _ := learner.New(learner.Config{Brokers: brokers})
 //	go l.Run(ctx)
@@ -10,6 +20,7 @@ package learner
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -48,7 +59,13 @@ type Config struct {
 	// Resolution is how often a (topic, group) sighting is written: the
 	// learner remembers recent sightings in memory and skips repeats.
 	Resolution time.Duration
-	Logger     *slog.Logger
+	// Forget drops a group from a topic's value once it has not been seen
+	// for this long (0: never), so retired and one-off groups do not pile
+	// up.
+	Forget time.Duration
+	// GapRetention is how long drop reports are kept (default 2h).
+	GapRetention time.Duration
+	Logger       *slog.Logger
 }
 
 // Learner is the learning processor.
@@ -76,78 +93,141 @@ func New(cfg Config) (*Learner, error) {
 	if cfg.Resolution <= 0 {
 		cfg.Resolution = time.Minute
 	}
+	if cfg.GapRetention <= 0 {
+		cfg.GapRetention = 2 * time.Hour
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	return &Learner{cfg: cfg, recent: map[[2]string]int64{}}, nil
 }
 
-// sighting is the loop message: a group consumed a topic at a time.
-type sighting struct {
-	Group string `json:"group"`
-	AtNs  int64  `json:"at_ns"`
+// loopMsg is the loop message, keyed by topic: a sighting (a group
+// consumed the topic at a time) or a drop report.
+type loopMsg struct {
+	Group string `json:"group,omitempty"`
+	AtNs  int64  `json:"at_ns,omitempty"`
+	Gap   *Gap   `json:"gap,omitempty"`
 }
 
-type sightingCodec struct{}
+type loopCodec struct{}
 
-func (sightingCodec) Encode(v any) ([]byte, error) {
-	s, ok := v.(*sighting)
+func (loopCodec) Encode(v any) ([]byte, error) {
+	m, ok := v.(*loopMsg)
 	if !ok {
 		return nil, fmt.Errorf("learner: cannot encode %T", v)
 	}
-	return fmt.Appendf(nil, "%d %s", s.AtNs, s.Group), nil
+	return json.Marshal(m)
 }
 
-func (sightingCodec) Decode(b []byte) (any, error) {
+// Decode reads a loop message; the text form "<at_ns> <group>" of earlier
+// versions is still read. Anything else is nothing (nil).
+func (loopCodec) Decode(b []byte) (any, error) {
+	if len(b) > 0 && b[0] == '{' {
+		m := new(loopMsg)
+		if err := json.Unmarshal(b, m); err != nil {
+			return (*loopMsg)(nil), nil
+		}
+		return m, nil
+	}
 	at, group, ok := strings.Cut(string(b), " ")
 	ns, err := strconv.ParseInt(at, 10, 64)
 	if !ok || err != nil {
-		return (*sighting)(nil), nil
+		return (*loopMsg)(nil), nil
 	}
-	return &sighting{Group: group, AtNs: ns}, nil
+	return &loopMsg{Group: group, AtNs: ns}, nil
 }
 
 // Graph is the learner's processor graph.
 func (l *Learner) Graph() *goka.GroupGraph {
 	return goka.DefineGroup(goka.Group(l.cfg.Group),
 		goka.Input(goka.Stream(l.cfg.EventsTopic), new(codec.Bytes), l.onEvent),
-		goka.Loop(sightingCodec{}, l.onSighting),
+		goka.Loop(loopCodec{}, l.onLoop),
 		goka.Persist(Codec{}),
 	)
 }
 
-// onEvent re-keys consume events by topic (through the loop), skipping
-// sightings seen within the resolution.
+// onEvent re-keys consume events and drop reports by topic (through the
+// loop), skipping sightings seen within the resolution.
 func (l *Learner) onEvent(ctx goka.Context, msg any) {
 	raw, _ := msg.([]byte)
 	e, err := codecs.DecodeEvent(raw)
-	if err != nil || e.Kind != codecs.KindConsume {
+	if err != nil {
 		return // the correlator dead-letters bad events
 	}
-	key := [2]string{e.Topic, e.Group}
-	l.mu.Lock()
-	last, ok := l.recent[key]
-	fresh := !ok || e.ConsumeNs > last+int64(l.cfg.Resolution) || e.ConsumeNs < last
-	if fresh {
-		l.recent[key] = e.ConsumeNs
-	}
-	l.mu.Unlock()
-	if fresh {
-		ctx.Loopback(e.Topic, &sighting{Group: e.Group, AtNs: e.ConsumeNs})
+	switch e.Kind {
+	case codecs.KindDrops:
+		ctx.Loopback(e.Topic, &loopMsg{Gap: &Gap{Group: e.Group, Kind: uint8(e.DroppedKind), Client: e.ClientID,
+			StartNs: e.WindowStartNs, EndNs: e.WindowEndNs, Dropped: uint64(e.Dropped)}})
+	case codecs.KindConsume:
+		if l.fresh(e.Topic, e.Group, e.ConsumeNs) {
+			ctx.Loopback(e.Topic, &loopMsg{Group: e.Group, AtNs: e.ConsumeNs})
+		}
 	}
 }
 
-// onSighting records a sighting in the topic's value.
-func (l *Learner) onSighting(ctx goka.Context, msg any) {
-	s, _ := msg.(*sighting)
-	if s == nil || s.Group == "" {
+// maxRecent bounds the in-memory sightings (ephemeral group IDs must not
+// grow it without bound); past it, the oldest half is forgotten, which only
+// costs a few extra loop messages.
+const maxRecent = 100_000
+
+func (l *Learner) fresh(topic, group string, at int64) bool {
+	key := [2]string{topic, group}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	last, ok := l.recent[key]
+	fresh := !ok || at > last+int64(l.cfg.Resolution) || at < last
+	if fresh {
+		if len(l.recent) >= maxRecent {
+			l.pruneRecent(at)
+		}
+		l.recent[key] = at
+	}
+	return fresh
+}
+
+// pruneRecent forgets sightings older than the newest minus a few
+// resolutions, or every other one if that is not enough.
+func (l *Learner) pruneRecent(now int64) {
+	cutoff := now - 4*int64(l.cfg.Resolution)
+	for k, at := range l.recent {
+		if at < cutoff {
+			delete(l.recent, k)
+		}
+	}
+	if len(l.recent) >= maxRecent/2 {
+		i := 0
+		for k := range l.recent {
+			if i%2 == 0 {
+				delete(l.recent, k)
+			}
+			i++
+		}
+	}
+}
+
+// onLoop records a sighting or a gap in the topic's value.
+func (l *Learner) onLoop(ctx goka.Context, msg any) {
+	m, _ := msg.(*loopMsg)
+	if m == nil {
 		return
 	}
 	v, _ := ctx.Value().(*Learned)
 	if v == nil {
 		v = &Learned{Topic: ctx.Key()}
 	}
-	if v.seen(s.Group, s.AtNs, int64(l.cfg.Resolution)) {
+	changed := false
+	switch {
+	case m.Gap != nil:
+		v.gap(*m.Gap, m.Gap.EndNs-int64(l.cfg.GapRetention))
+		changed = true
+	case m.Group != "":
+		changed = v.seen(m.Group, m.AtNs, int64(l.cfg.Resolution))
+		if l.cfg.Forget > 0 && v.forget(m.AtNs-int64(l.cfg.Forget)) {
+			changed = true
+		}
+	}
+	if changed {
 		ctx.SetValue(v)
 	}
 }
@@ -169,8 +249,12 @@ func (l *Learner) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("learner: new processor: %w", err)
 	}
-	if err := proc.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
-		return fmt.Errorf("learner: %w", err)
+	err = proc.Run(ctx)
+	if ctx.Err() != nil {
+		return nil // asked to stop
 	}
-	return nil
+	if err == nil {
+		err = errors.New("processor stopped")
+	}
+	return fmt.Errorf("learner: %w", err)
 }

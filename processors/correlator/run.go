@@ -1,0 +1,264 @@
+package correlator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/lovoo/goka"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/kaudit/kaudit/audit"
+	"github.com/kaudit/kaudit/processors/internal/gokaopts"
+	"github.com/kaudit/kaudit/processors/learner"
+)
+
+func (c *Correlator) saramaConfig() *sarama.Config { return gokaopts.Sarama(c.cfg.Sarama) }
+
+func (c *Correlator) topicManagerConfig() *goka.TopicManagerConfig {
+	return gokaopts.TopicManager(c.cfg.Replication)
+}
+
+// EnsureTopics creates the events, verdicts and dead-letter topics, the
+// compacted expectations topic and the learner's table if they are missing.
+// It warns when it creates topics with fewer than 3 replicas on a cluster
+// of 3 or more brokers.
+func (c *Correlator) EnsureTopics() error {
+	tm, err := goka.NewTopicManager(c.cfg.Brokers, c.saramaConfig(), c.topicManagerConfig())
+	if err != nil {
+		return fmt.Errorf("correlator: topic manager: %w", err)
+	}
+	defer tm.Close()
+	c.warnReplication()
+	for _, t := range []string{c.cfg.EventsTopic, c.cfg.VerdictsTopic, c.cfg.DLQTopic} {
+		if err := tm.EnsureStreamExists(t, c.cfg.Partitions); err != nil {
+			return fmt.Errorf("correlator: ensure topic %s: %w", t, err)
+		}
+	}
+	if err := tm.EnsureTableExists(c.cfg.ExpectationsTopic, 1); err != nil {
+		return fmt.Errorf("correlator: ensure topic %s: %w", c.cfg.ExpectationsTopic, err)
+	}
+	// The learner's table is looked up: it must exist before the
+	// correlator starts, with the events topic's partitions.
+	parts, err := tm.Partitions(c.cfg.EventsTopic)
+	if err != nil {
+		return fmt.Errorf("correlator: partitions of %s: %w", c.cfg.EventsTopic, err)
+	}
+	lt := string(learner.Table(c.cfg.LearnerGroup))
+	if err := tm.EnsureTableExists(lt, len(parts)); err != nil {
+		return fmt.Errorf("correlator: ensure topic %s: %w", lt, err)
+	}
+	return nil
+}
+
+// warnReplication warns when topics are created with fewer replicas than a
+// cluster of 3 or more brokers can hold.
+func (c *Correlator) warnReplication() {
+	if c.cfg.Replication >= 3 {
+		return
+	}
+	cl, err := sarama.NewClient(c.cfg.Brokers, c.saramaConfig())
+	if err != nil {
+		return
+	}
+	defer cl.Close()
+	if n := len(cl.Brokers()); n >= 3 {
+		c.log.Warn("creating kaudit topics with fewer than 3 replicas on a cluster of 3 or more brokers: a broker failure can lose verdicts; set --replication 3",
+			"replication", c.cfg.Replication, "brokers", n)
+	}
+}
+
+// Options are the goka processor options the correlator runs with; tests
+// append goka.WithTester.
+func (c *Correlator) Options() []goka.ProcessorOption {
+	opts := gokaopts.Options(gokaopts.Config{
+		Base:        c.cfg.Sarama,
+		StorageDir:  c.cfg.StorageDir,
+		Replication: c.cfg.Replication,
+		ClientID:    c.cfg.Group,
+		Logger:      c.log,
+	})
+	return append(opts, goka.WithStorageBuilder(c.stores.builder()))
+}
+
+// Learner returns the learner that keeps, per topic, the groups seen
+// consuming it (learned expectations) and the clients' drop reports (audit
+// gaps), configured from the correlator's own settings. Run it beside the
+// correlator: the correlator looks its table up.
+func (c *Correlator) Learner() (*learner.Learner, error) {
+	return learner.New(learner.Config{
+		Brokers:     c.cfg.Brokers,
+		Sarama:      c.cfg.Sarama,
+		Group:       c.cfg.LearnerGroup,
+		EventsTopic: c.cfg.EventsTopic,
+		StorageDir:  c.cfg.StorageDir + "-learner",
+		Replication: c.cfg.Replication,
+		Forget:      c.cfg.LearnForget,
+		// A sighting every quarter warm-up at least, so "seen over the
+		// whole warm-up" can be told apart from "seen once".
+		Resolution: learnResolution(c.cfg.LearnWarmup),
+		Logger:     c.log.With("component", "learner"),
+	})
+}
+
+// output returns the verdict output, building the correlator's client if
+// none was configured.
+func (c *Correlator) output() (Output, error) {
+	if c.out != nil {
+		return c.out, nil
+	}
+	opts := append([]kgo.Opt{
+		kgo.SeedBrokers(c.cfg.Brokers...),
+		kgo.ClientID(c.cfg.Group),
+		kgo.RecordPartitioner(audit.Partitioner()),
+		kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.ProducerLinger(2 * time.Millisecond),
+		kgo.ProducerBatchCompression(kgo.Lz4Compression(), kgo.NoCompression()),
+		kgo.RecordDeliveryTimeout(2 * time.Minute),
+	}, c.cfg.ClientOpts...)
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("correlator: verdicts client: %w", err)
+	}
+	c.ownedOut = cl
+	c.out = cl
+	return cl, nil
+}
+
+// Run runs the correlator until ctx is cancelled or it fails. It creates
+// missing topics first.
+func (c *Correlator) Run(ctx context.Context) error {
+	if err := c.EnsureTopics(); err != nil {
+		return err
+	}
+	proc, err := goka.NewProcessor(c.cfg.Brokers, c.Graph(), c.Options()...)
+	if err != nil {
+		return fmt.Errorf("correlator: new processor: %w", err)
+	}
+	return c.RunProcessor(ctx, proc)
+}
+
+// RunProcessor runs proc (built from Graph and Options) and its sweeps. It
+// returns nil when ctx ends, and an error when the processor stops by
+// itself (with or without one).
+func (c *Correlator) RunProcessor(ctx context.Context, proc *goka.Processor) error {
+	if _, err := c.output(); err != nil {
+		return err
+	}
+	defer c.closeOutput()
+	c.procMu.Lock()
+	c.proc = proc
+	c.procMu.Unlock()
+	defer func() {
+		c.procMu.Lock()
+		c.proc = nil
+		c.procMu.Unlock()
+	}()
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	sweeps := make(chan struct{})
+	go func() {
+		defer close(sweeps)
+		c.sweepLoop(runCtx, proc)
+	}()
+	err := proc.Run(runCtx)
+	cancel()
+	<-sweeps
+	if ctx.Err() != nil {
+		return nil // asked to stop
+	}
+	if err == nil {
+		err = errors.New("processor stopped")
+	}
+	return fmt.Errorf("correlator: %w", err)
+}
+
+func (c *Correlator) closeOutput() {
+	if c.ownedOut == nil {
+		return
+	}
+	fctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.ownedOut.Flush(fctx); err != nil {
+		c.log.Warn("correlator: flushing verdicts at shutdown", "err", err)
+	}
+	c.ownedOut.Close()
+	c.ownedOut, c.out = nil, c.cfg.Output
+}
+
+// Ready reports whether the correlator runs with every assigned partition
+// recovered (the readiness check).
+func (c *Correlator) Ready() error {
+	c.procMu.Lock()
+	proc := c.proc
+	c.procMu.Unlock()
+	if proc == nil {
+		return errors.New("correlator not running")
+	}
+	if !proc.Recovered() {
+		return errors.New("correlator recovering its table")
+	}
+	return nil
+}
+
+func (c *Correlator) sweepLoop(ctx context.Context, proc *goka.Processor) {
+	began := time.Now()
+	if err := proc.WaitForReadyContext(ctx); err != nil {
+		return
+	}
+	c.log.Info("correlator ready", "took", time.Since(began).Round(time.Millisecond), "open_trails", c.Stats().OpenTrails)
+	tick := time.NewTicker(c.cfg.SweepInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		if err := c.Sweep(ctx, proc); err != nil && ctx.Err() == nil {
+			c.log.Warn("correlator sweep failed", "err", err)
+		}
+	}
+}
+
+// Sweep visits the trails due now: deadlines that passed are judged,
+// verdicts of earlier sweeps are confirmed, trails that can no longer
+// change are deleted.
+func (c *Correlator) Sweep(ctx context.Context, proc *goka.Processor) error {
+	now := c.cfg.Now().UnixNano()
+	c.stores.sweepUntil.Store(now)
+	defer c.stores.sweepUntil.Store(0)
+	if _, err := proc.VisitAllWithStats(ctx, sweepVisitor, now); err != nil {
+		return fmt.Errorf("correlator: sweep: %w", err)
+	}
+	return nil
+}
+
+// OldestUnconsumed returns, per (topic, group), the acknowledgement time of
+// the oldest message the group is expected to consume and has not (among
+// the trails this instance holds).
+func (c *Correlator) OldestUnconsumed() (map[[2]string]time.Time, error) {
+	m := map[[2]string]int64{}
+	var errs []error
+	c.stores.each(func(st *tableStorage) {
+		if err := st.oldestPending(m); err != nil {
+			errs = append(errs, err)
+		}
+	})
+	out := make(map[[2]string]time.Time, len(m))
+	for k, ns := range m {
+		out[k] = time.Unix(0, ns)
+	}
+	return out, errors.Join(errs...)
+}
+
+// learnResolution is how often the learner records that a group consumed a
+// topic: a minute, or a quarter of a shorter warm-up.
+func learnResolution(warmup time.Duration) time.Duration {
+	if warmup > 0 && warmup/4 < time.Minute {
+		return max(warmup/4, time.Millisecond)
+	}
+	return time.Minute
+}

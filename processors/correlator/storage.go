@@ -1,0 +1,461 @@
+package correlator
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/lovoo/goka/storage"
+)
+
+// The correlator's group table lives in Pebble, one database per table
+// partition, with two indexes kept in the same atomic batch as every trail
+// write, so they can never disagree with the trails (after a crash, a
+// restart, or a recovery from the changelog, which writes through the same
+// Set):
+//
+//	0x00 key                                    → trail (the stored value)
+//	0x01 next_due (8 bytes BE) key               → ∅   the deadline index
+//	0x02 topic 0x00 group 0x00 ack (8 BE) key    → ∅   the oldest-unconsumed index
+//	0x03 "offset"                                → the changelog offset (decimal)
+//
+// Both index entries are read from the value's header (trail.proto), never
+// by decoding the trail.
+//
+// goka visits a table by iterating its storage (Processor.VisitAll), and the
+// correlator's sweep is the only visitor: while a sweep runs, Iterator
+// yields only the keys whose next due time has passed, in due order, so a
+// sweep costs what is due, not the size of the table.
+const (
+	nsData    = 0x00
+	nsDue     = 0x01
+	nsPending = 0x02
+	nsOffset  = 0x03
+)
+
+var offsetKey = []byte{nsOffset, 'o', 'f', 'f', 's', 'e', 't'}
+
+// storages builds and tracks the table storages of one correlator.
+type storages struct {
+	dir   string
+	table string // the group-table topic; other topics (lookups) get memory storage
+	// sweepUntil is non-zero while a sweep runs: the storages' iterators
+	// then yield the trails due at or before it.
+	sweepUntil atomic.Int64
+
+	mu   sync.Mutex
+	open map[int32]*tableStorage
+}
+
+func newStorages(dir, table string) *storages {
+	return &storages{dir: dir, table: table, open: map[int32]*tableStorage{}}
+}
+
+// builder is the goka storage builder.
+func (s *storages) builder() storage.Builder {
+	return func(topic string, partition int32) (storage.Storage, error) {
+		if topic != s.table {
+			// Lookup tables (expectations, learner) are small and kept in
+			// memory, recovered from their topics at every start.
+			return storage.NewMemory(), nil
+		}
+		path := filepath.Join(s.dir, topic+"."+strconv.Itoa(int(partition)))
+		return &tableStorage{owner: s, partition: partition, path: path}, nil
+	}
+}
+
+// each calls f for every open storage.
+func (s *storages) each(f func(*tableStorage)) {
+	s.mu.Lock()
+	list := make([]*tableStorage, 0, len(s.open))
+	for _, st := range s.open {
+		list = append(list, st)
+	}
+	s.mu.Unlock()
+	for _, st := range list {
+		f(st)
+	}
+}
+
+// tableStorage is one partition of the group table.
+type tableStorage struct {
+	owner     *storages
+	partition int32
+	path      string
+	db        *pebble.DB
+	trails    atomic.Int64 // trails stored
+
+	// cache holds the value of the key read last, for the Set that
+	// follows it in goka's read-modify-write of a callback.
+	cacheMu  sync.Mutex
+	cacheKey string
+	cacheVal []byte
+	cacheOK  bool
+}
+
+var _ storage.Storage = (*tableStorage)(nil)
+
+func dataKey(key string) []byte {
+	b := make([]byte, 1+len(key))
+	b[0] = nsData
+	copy(b[1:], key)
+	return b
+}
+
+func dueKey(due int64, key string) []byte {
+	b := make([]byte, 9, 9+len(key))
+	b[0] = nsDue
+	binary.BigEndian.PutUint64(b[1:], uint64(max(due, 0)))
+	return append(b, key...)
+}
+
+func pendingKey(p pending, key string) []byte {
+	b := make([]byte, 0, 1+len(p.topic)+1+len(p.group)+1+8+len(key))
+	b = append(b, nsPending)
+	b = append(b, p.topic...)
+	b = append(b, 0)
+	b = append(b, p.group...)
+	b = append(b, 0)
+	b = binary.BigEndian.AppendUint64(b, uint64(max(p.ackNs, 0)))
+	return append(b, key...)
+}
+
+// Open implements storage.Storage.
+func (st *tableStorage) Open() error {
+	if err := os.MkdirAll(st.path, 0o700); err != nil {
+		return fmt.Errorf("correlator storage: %w", err)
+	}
+	db, err := pebble.Open(st.path, &pebble.Options{Logger: quietLogger{}})
+	if err != nil {
+		return fmt.Errorf("correlator storage: open %s: %w", st.path, err)
+	}
+	st.db = db
+	n, err := st.count()
+	if err != nil {
+		db.Close()
+		return fmt.Errorf("correlator storage: count %s: %w", st.path, err)
+	}
+	st.trails.Store(n)
+	st.owner.mu.Lock()
+	st.owner.open[st.partition] = st
+	st.owner.mu.Unlock()
+	return nil
+}
+
+// Close implements storage.Storage.
+func (st *tableStorage) Close() error {
+	st.owner.mu.Lock()
+	if st.owner.open[st.partition] == st {
+		delete(st.owner.open, st.partition)
+	}
+	st.owner.mu.Unlock()
+	if st.db == nil {
+		return nil
+	}
+	err := st.db.Close()
+	st.db = nil
+	if err != nil {
+		return fmt.Errorf("correlator storage: close %s: %w", st.path, err)
+	}
+	return nil
+}
+
+// Has implements storage.Storage.
+func (st *tableStorage) Has(key string) (bool, error) {
+	v, err := st.Get(key)
+	return v != nil, err
+}
+
+// Get implements storage.Storage.
+func (st *tableStorage) Get(key string) ([]byte, error) {
+	v, err := st.get(dataKey(key))
+	if err != nil {
+		return nil, fmt.Errorf("correlator storage: get: %w", err)
+	}
+	st.cacheMu.Lock()
+	st.cacheKey, st.cacheVal, st.cacheOK = key, v, true
+	st.cacheMu.Unlock()
+	return v, nil
+}
+
+func (st *tableStorage) get(k []byte) ([]byte, error) {
+	v, closer, err := st.db.Get(k)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	out := bytes.Clone(v)
+	closer.Close()
+	return out, nil
+}
+
+// old returns the stored value of key, from the cache when the last read
+// was of key.
+func (st *tableStorage) old(key string) ([]byte, error) {
+	st.cacheMu.Lock()
+	if st.cacheOK && st.cacheKey == key {
+		v := st.cacheVal
+		st.cacheOK = false
+		st.cacheMu.Unlock()
+		return v, nil
+	}
+	st.cacheMu.Unlock()
+	return st.get(dataKey(key))
+}
+
+// indexKeys returns the index entries of a stored value.
+func indexKeys(key string, value []byte) [][]byte {
+	if len(value) == 0 {
+		return nil
+	}
+	h, err := parseHeader(value)
+	if err != nil {
+		// An older format: decode it to index it by its deadline.
+		var t Trail
+		if UnmarshalTrail(value, &t) != nil {
+			return nil
+		}
+		return [][]byte{dueKey(t.NextDueNs, key)}
+	}
+	keys := [][]byte{dueKey(h.nextDueNs, key)}
+	for _, p := range h.pendings {
+		keys = append(keys, pendingKey(p, key))
+	}
+	return keys
+}
+
+// Set implements storage.Storage: the trail and its index entries are
+// written in one batch.
+func (st *tableStorage) Set(key string, value []byte) error {
+	old, err := st.old(key)
+	if err != nil {
+		return fmt.Errorf("correlator storage: set: %w", err)
+	}
+	b := st.db.NewBatch()
+	defer b.Close()
+	oldKeys, newKeys := indexKeys(key, old), indexKeys(key, value)
+	for _, k := range oldKeys {
+		if !containsKey(newKeys, k) {
+			_ = b.Delete(k, nil)
+		}
+	}
+	for _, k := range newKeys {
+		if !containsKey(oldKeys, k) {
+			_ = b.Set(k, nil, nil)
+		}
+	}
+	_ = b.Set(dataKey(key), value, nil)
+	if err := b.Commit(pebble.NoSync); err != nil {
+		return fmt.Errorf("correlator storage: set: %w", err)
+	}
+	if old == nil {
+		st.trails.Add(1)
+	}
+	return nil
+}
+
+func containsKey(keys [][]byte, k []byte) bool {
+	for _, x := range keys {
+		if bytes.Equal(x, k) {
+			return true
+		}
+	}
+	return false
+}
+
+// Delete implements storage.Storage.
+func (st *tableStorage) Delete(key string) error {
+	old, err := st.old(key)
+	if err != nil {
+		return fmt.Errorf("correlator storage: delete: %w", err)
+	}
+	b := st.db.NewBatch()
+	defer b.Close()
+	for _, k := range indexKeys(key, old) {
+		_ = b.Delete(k, nil)
+	}
+	_ = b.Delete(dataKey(key), nil)
+	if err := b.Commit(pebble.NoSync); err != nil {
+		return fmt.Errorf("correlator storage: delete: %w", err)
+	}
+	if old != nil {
+		st.trails.Add(-1)
+	}
+	return nil
+}
+
+// GetOffset implements storage.Storage.
+func (st *tableStorage) GetOffset(def int64) (int64, error) {
+	v, err := st.get(offsetKey)
+	if err != nil {
+		return 0, fmt.Errorf("correlator storage: offset: %w", err)
+	}
+	if v == nil {
+		return def, nil
+	}
+	n, err := strconv.ParseInt(string(v), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("correlator storage: offset %q: %w", v, err)
+	}
+	return n, nil
+}
+
+// SetOffset implements storage.Storage.
+func (st *tableStorage) SetOffset(offset int64) error {
+	if err := st.db.Set(offsetKey, strconv.AppendInt(nil, offset, 10), pebble.NoSync); err != nil {
+		return fmt.Errorf("correlator storage: set offset: %w", err)
+	}
+	return nil
+}
+
+// MarkRecovered implements storage.Storage.
+func (st *tableStorage) MarkRecovered() error { return nil }
+
+// Iterator implements storage.Storage. During a sweep it yields the trails
+// due by then, in due order; otherwise every trail.
+func (st *tableStorage) Iterator() (storage.Iterator, error) {
+	if until := st.owner.sweepUntil.Load(); until != 0 {
+		upper := dueKey(until+1, "")
+		it, err := st.db.NewIter(&pebble.IterOptions{LowerBound: []byte{nsDue}, UpperBound: upper})
+		if err != nil {
+			return nil, fmt.Errorf("correlator storage: iterator: %w", err)
+		}
+		return &dueIterator{st: st, it: it, first: true}, nil
+	}
+	return st.IteratorWithRange(nil, nil)
+}
+
+// IteratorWithRange implements storage.Storage over the trails.
+func (st *tableStorage) IteratorWithRange(start, limit []byte) (storage.Iterator, error) {
+	lower := append([]byte{nsData}, start...)
+	upper := []byte{nsData + 1}
+	if len(limit) > 0 {
+		upper = append([]byte{nsData}, limit...)
+	}
+	it, err := st.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
+	if err != nil {
+		return nil, fmt.Errorf("correlator storage: iterator: %w", err)
+	}
+	return &dataIterator{st: st, it: it, first: true}, nil
+}
+
+// dataIterator iterates trails, with goka's keys (no namespace byte).
+type dataIterator struct {
+	st    *tableStorage
+	it    *pebble.Iterator
+	first bool
+	// sought: Seek positioned the iterator; the next Next stays there.
+	sought, soughtOK bool
+}
+
+func (d *dataIterator) Next() bool {
+	switch {
+	case d.sought:
+		d.sought = false
+		return d.soughtOK
+	case d.first:
+		d.first = false
+		return d.it.First()
+	}
+	return d.it.Next()
+}
+func (d *dataIterator) Err() error             { return d.it.Error() }
+func (d *dataIterator) Key() []byte            { return d.it.Key()[1:] }
+func (d *dataIterator) Value() ([]byte, error) { return bytes.Clone(d.it.Value()), nil }
+func (d *dataIterator) Release()               { d.it.Close() }
+func (d *dataIterator) Seek(key []byte) bool {
+	d.first = false
+	d.sought, d.soughtOK = true, d.it.SeekGE(append([]byte{nsData}, key...))
+	return d.soughtOK
+}
+
+// dueIterator iterates the deadline index, yielding the trails' keys.
+type dueIterator struct {
+	st    *tableStorage
+	it    *pebble.Iterator
+	first bool
+}
+
+func (d *dueIterator) Next() bool {
+	if d.first {
+		d.first = false
+		return d.it.First()
+	}
+	return d.it.Next()
+}
+func (d *dueIterator) Err() error  { return d.it.Error() }
+func (d *dueIterator) Key() []byte { return d.it.Key()[9:] }
+func (d *dueIterator) Value() ([]byte, error) {
+	return d.st.get(append([]byte{nsData}, d.Key()...))
+}
+func (d *dueIterator) Release()           { d.it.Close() }
+func (d *dueIterator) Seek(_ []byte) bool { return false }
+
+// oldestPending returns, per (topic, group), the earliest acknowledgement
+// time among the trails' pending entries.
+func (st *tableStorage) oldestPending(into map[[2]string]int64) error {
+	it, err := st.db.NewIter(&pebble.IterOptions{LowerBound: []byte{nsPending}, UpperBound: []byte{nsPending + 1}})
+	if err != nil {
+		return fmt.Errorf("correlator storage: pending iterator: %w", err)
+	}
+	defer it.Close()
+	for ok := it.First(); ok; {
+		k := it.Key()[1:]
+		i := bytes.IndexByte(k, 0)
+		if i < 0 {
+			ok = it.Next()
+			continue
+		}
+		j := bytes.IndexByte(k[i+1:], 0)
+		if j < 0 || len(k) < i+1+j+1+8 {
+			ok = it.Next()
+			continue
+		}
+		topic, group := string(k[:i]), string(k[i+1:i+1+j])
+		ack := int64(binary.BigEndian.Uint64(k[i+1+j+1:]))
+		id := [2]string{topic, group}
+		if old, seen := into[id]; !seen || ack < old {
+			into[id] = ack
+		}
+		// Skip the rest of this (topic, group): its first key is the oldest.
+		next := append([]byte{nsPending}, k[:i+1+j+1]...)
+		next[len(next)-1] = 1 // past the 0x00 separator
+		ok = it.SeekGE(next)
+	}
+	return it.Error()
+}
+
+// count returns the number of trails (for tests and statistics).
+func (st *tableStorage) count() (int64, error) {
+	it, err := st.db.NewIter(&pebble.IterOptions{LowerBound: []byte{nsData}, UpperBound: []byte{nsData + 1}})
+	if err != nil {
+		return 0, err
+	}
+	defer it.Close()
+	var n int64
+	for ok := it.First(); ok; ok = it.Next() {
+		n++
+	}
+	return n, it.Error()
+}
+
+// quietLogger sends Pebble's informational logs nowhere; its errors and
+// fatal errors still reach the process (Fatalf panics, as Pebble expects).
+type quietLogger struct{}
+
+func (quietLogger) Infof(string, ...any) {}
+func (quietLogger) Errorf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "pebble: "+format+"\n", args...)
+}
+func (quietLogger) Fatalf(format string, args ...any) {
+	panic(fmt.Sprintf("pebble: "+format, args...))
+}

@@ -1,0 +1,193 @@
+package correlator
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"testing"
+)
+
+func openTestStorage(t *testing.T, dir string) (*storages, *tableStorage) {
+	t.Helper()
+	ss := newStorages(dir, "kaudit-correlator-table")
+	st, err := ss.builder()("kaudit-correlator-table", 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Open(); err != nil {
+		t.Fatal(err)
+	}
+	return ss, st.(*tableStorage)
+}
+
+func trailDue(id string, due int64, pend ...string) []byte {
+	tr := &Trail{CorrelationID: id, NextDueNs: due, Hops: []Hop{{Topic: "orders", Produce: &ProduceFacts{AckNs: due - 100}}}}
+	for _, g := range pend {
+		tr.Hops[0].Expected = append(tr.Hops[0].Expected, ExpectedGroup{Group: g})
+	}
+	return AppendTrail(nil, tr)
+}
+
+func visit(t *testing.T, ss *storages, st *tableStorage, until int64) []string {
+	t.Helper()
+	ss.sweepUntil.Store(until)
+	defer ss.sweepUntil.Store(0)
+	it, err := st.Iterator()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer it.Release()
+	var keys []string
+	for it.Next() {
+		keys = append(keys, string(it.Key()))
+		if v, err := it.Value(); err != nil || v == nil {
+			t.Errorf("due key %s has no trail (%v)", it.Key(), err)
+		}
+	}
+	return keys
+}
+
+// A sweep's iterator yields exactly the trails due by then, in due order;
+// moving a trail's due time or deleting it moves or removes its index entry
+// in the same batch.
+func TestStorageDeadlineIndex(t *testing.T) {
+	ss, st := openTestStorage(t, t.TempDir())
+	defer st.Close()
+	for i, due := range []int64{50, 10, 30, 90} {
+		id := fmt.Sprintf("t%d", i)
+		if _, err := st.Get(id); err != nil { // the read goka does before a write
+			t.Fatal(err)
+		}
+		if err := st.Set(id, trailDue(id, due)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := visit(t, ss, st, 40); !slices.Equal(got, []string{"t1", "t2"}) {
+		t.Errorf("due by 40: %v", got)
+	}
+	// t1 is rescheduled to 70 (a Set without a Get first: no cache), t2 deleted.
+	if err := st.Set("t1", trailDue("t1", 70)); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Delete("t2"); err != nil {
+		t.Fatal(err)
+	}
+	if got := visit(t, ss, st, 80); !slices.Equal(got, []string{"t0", "t1"}) {
+		t.Errorf("due by 80: %v", got)
+	}
+	if st.trails.Load() != 3 {
+		t.Errorf("trails %d, want 3", st.trails.Load())
+	}
+	// Outside a sweep the iterator is the whole table.
+	it, _ := st.Iterator()
+	n := 0
+	for it.Next() {
+		n++
+	}
+	it.Release()
+	if n != 3 {
+		t.Errorf("%d trails iterated, want 3", n)
+	}
+}
+
+// The oldest-unconsumed index gives, per topic and group, the earliest ack
+// among the trails whose expected group has not consumed.
+func TestStorageOldestPending(t *testing.T) {
+	_, st := openTestStorage(t, t.TempDir())
+	defer st.Close()
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(st.Set("a", trailDue("a", 1000, "billing", "search")))
+	must(st.Set("b", trailDue("b", 500, "billing")))
+	must(st.Set("c", trailDue("c", 2000, "search")))
+	got := map[[2]string]int64{}
+	must(st.oldestPending(got))
+	want := map[[2]string]int64{{"orders", "billing"}: 400, {"orders", "search"}: 900}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("oldest %v, want %v", got, want)
+	}
+	// b's billing consumed: its pending entry goes.
+	tr := &Trail{CorrelationID: "b", NextDueNs: 500, Hops: []Hop{{Topic: "orders", Produce: &ProduceFacts{AckNs: 400},
+		Expected: []ExpectedGroup{{Group: "billing"}}, Groups: []GroupFacts{{Group: "billing", Count: 1}}}}}
+	must(st.Set("b", AppendTrail(nil, tr)))
+	got = map[[2]string]int64{}
+	must(st.oldestPending(got))
+	if got[[2]string{"orders", "billing"}] != 900 {
+		t.Errorf("after b consumed: %v", got)
+	}
+}
+
+// The store survives a reopen with its trails, indexes and offset (what a
+// restart on the same state directory finds).
+func TestStorageReopen(t *testing.T) {
+	dir := t.TempDir()
+	ss, st := openTestStorage(t, dir)
+	if err := st.Set("x", trailDue("x", 10)); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.SetOffset(41); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	ss, st = openTestStorage(t, dir)
+	defer st.Close()
+	if off, err := st.GetOffset(-1); err != nil || off != 41 {
+		t.Errorf("offset %d (%v)", off, err)
+	}
+	if got := visit(t, ss, st, 20); !slices.Equal(got, []string{"x"}) {
+		t.Errorf("due after reopen: %v", got)
+	}
+	if st.trails.Load() != 1 {
+		t.Errorf("trails %d after reopen", st.trails.Load())
+	}
+}
+
+// gate releases input messages in their order, whatever order their
+// records are acknowledged in, and passes on the first error.
+func TestGateReleasesInOrder(t *testing.T) {
+	g := &gate{}
+	var released []int
+	var errs []error
+	mk := func(i, left int) *inflight {
+		f := &inflight{left: left, release: func(err error) { released = append(released, i); errs = append(errs, err) }}
+		g.q = append(g.q, f)
+		return f
+	}
+	ack := func(f *inflight, err error) {
+		g.mu.Lock()
+		f.left--
+		if err != nil && f.err == nil {
+			f.err = err
+		}
+		g.mu.Unlock()
+		g.drain()
+	}
+	seal := func(f *inflight) {
+		g.mu.Lock()
+		f.sealed = true
+		g.mu.Unlock()
+		g.drain()
+	}
+	a, b, c := mk(0, 1), mk(1, 2), mk(2, 0)
+	seal(c)
+	seal(b)
+	ack(b, nil)
+	ack(b, errors.New("boom"))
+	if len(released) != 0 {
+		t.Fatalf("released %v before the first message was acknowledged", released)
+	}
+	seal(a)
+	ack(a, nil)
+	if !slices.Equal(released, []int{0, 1, 2}) {
+		t.Fatalf("released %v, want 0 1 2", released)
+	}
+	if errs[0] != nil || errs[1] == nil || errs[2] != nil {
+		t.Errorf("errors %v", errs)
+	}
+}
