@@ -50,8 +50,14 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
+	return newEnvCluster(t, kafkatest.NewCluster(t))
+}
+
+// newEnvCluster is newEnv on a given cluster.
+func newEnvCluster(t *testing.T, c *kfake.Cluster) *env {
+	t.Helper()
 	e := &env{t: t, log: testLogger(t)}
-	e.cluster = kafkatest.NewCluster(t)
+	e.cluster = c
 	e.brokers = e.cluster.ListenAddrs()
 	e.ch = chtest.NewDatabase(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)

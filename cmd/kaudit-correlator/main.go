@@ -140,6 +140,11 @@ func run(cfg config) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
+	// The topics first: the learner reads the events topic and the
+	// correlator looks the learner's table up.
+	if err := c.EnsureTopics(); err != nil {
+		return err
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(c.Collector())
 	g, ctx := errgroup.WithContext(ctx)

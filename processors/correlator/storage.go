@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/lovoo/goka/storage"
@@ -41,6 +42,8 @@ const (
 )
 
 var offsetKey = []byte{nsOffset, 'o', 'f', 'f', 's', 'e', 't'}
+
+var errClosed = errors.New("correlator storage: closed")
 
 // storages builds and tracks the table storages of one correlator.
 type storages struct {
@@ -89,8 +92,15 @@ type tableStorage struct {
 	owner     *storages
 	partition int32
 	path      string
-	db        *pebble.DB
 	trails    atomic.Int64 // trails stored
+
+	// mu guards db: goka may close a partition's storage (a rebalance)
+	// while a sweep opens an iterator on it; every use after Close fails
+	// with errClosed instead of reaching a closed Pebble. iters counts the
+	// open iterators, which Close waits for.
+	mu    sync.RWMutex
+	db    *pebble.DB
+	iters sync.WaitGroup
 
 	// cache holds the value of the key read last, for the Set that
 	// follows it in goka's read-modify-write of a callback.
@@ -136,10 +146,12 @@ func (st *tableStorage) Open() error {
 	if err != nil {
 		return fmt.Errorf("correlator storage: open %s: %w", st.path, err)
 	}
+	st.mu.Lock()
 	st.db = db
+	st.mu.Unlock()
 	n, err := st.count()
 	if err != nil {
-		db.Close()
+		_ = st.Close()
 		return fmt.Errorf("correlator storage: count %s: %w", st.path, err)
 	}
 	st.trails.Store(n)
@@ -156,15 +168,34 @@ func (st *tableStorage) Close() error {
 		delete(st.owner.open, st.partition)
 	}
 	st.owner.mu.Unlock()
-	if st.db == nil {
+	st.mu.Lock()
+	db := st.db
+	st.db = nil
+	st.mu.Unlock()
+	if db == nil {
 		return nil
 	}
-	err := st.db.Close()
-	st.db = nil
-	if err != nil {
+	waited := make(chan struct{})
+	go func() { st.iters.Wait(); close(waited) }()
+	select {
+	case <-waited:
+	case <-time.After(30 * time.Second):
+		return fmt.Errorf("correlator storage: close %s: iterators still open after 30s", st.path)
+	}
+	if err := db.Close(); err != nil {
 		return fmt.Errorf("correlator storage: close %s: %w", st.path, err)
 	}
 	return nil
+}
+
+// read runs f with the open database, or fails with errClosed.
+func (st *tableStorage) read(f func(db *pebble.DB) error) error {
+	st.mu.RLock()
+	defer st.mu.RUnlock()
+	if st.db == nil {
+		return errClosed
+	}
+	return f(st.db)
 }
 
 // Has implements storage.Storage.
@@ -186,16 +217,19 @@ func (st *tableStorage) Get(key string) ([]byte, error) {
 }
 
 func (st *tableStorage) get(k []byte) ([]byte, error) {
-	v, closer, err := st.db.Get(k)
-	if errors.Is(err, pebble.ErrNotFound) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	out := bytes.Clone(v)
-	closer.Close()
-	return out, nil
+	var out []byte
+	err := st.read(func(db *pebble.DB) error {
+		v, closer, err := db.Get(k)
+		if errors.Is(err, pebble.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		out = bytes.Clone(v)
+		return closer.Close()
+	})
+	return out, err
 }
 
 // old returns the stored value of key, from the cache when the last read
@@ -240,21 +274,24 @@ func (st *tableStorage) Set(key string, value []byte) error {
 	if err != nil {
 		return fmt.Errorf("correlator storage: set: %w", err)
 	}
-	b := st.db.NewBatch()
-	defer b.Close()
-	oldKeys, newKeys := indexKeys(key, old), indexKeys(key, value)
-	for _, k := range oldKeys {
-		if !containsKey(newKeys, k) {
-			_ = b.Delete(k, nil)
+	err = st.read(func(db *pebble.DB) error {
+		b := db.NewBatch()
+		defer b.Close()
+		oldKeys, newKeys := indexKeys(key, old), indexKeys(key, value)
+		for _, k := range oldKeys {
+			if !containsKey(newKeys, k) {
+				_ = b.Delete(k, nil)
+			}
 		}
-	}
-	for _, k := range newKeys {
-		if !containsKey(oldKeys, k) {
-			_ = b.Set(k, nil, nil)
+		for _, k := range newKeys {
+			if !containsKey(oldKeys, k) {
+				_ = b.Set(k, nil, nil)
+			}
 		}
-	}
-	_ = b.Set(dataKey(key), value, nil)
-	if err := b.Commit(pebble.NoSync); err != nil {
+		_ = b.Set(dataKey(key), value, nil)
+		return b.Commit(pebble.NoSync)
+	})
+	if err != nil {
 		return fmt.Errorf("correlator storage: set: %w", err)
 	}
 	if old == nil {
@@ -278,13 +315,16 @@ func (st *tableStorage) Delete(key string) error {
 	if err != nil {
 		return fmt.Errorf("correlator storage: delete: %w", err)
 	}
-	b := st.db.NewBatch()
-	defer b.Close()
-	for _, k := range indexKeys(key, old) {
-		_ = b.Delete(k, nil)
-	}
-	_ = b.Delete(dataKey(key), nil)
-	if err := b.Commit(pebble.NoSync); err != nil {
+	err = st.read(func(db *pebble.DB) error {
+		b := db.NewBatch()
+		defer b.Close()
+		for _, k := range indexKeys(key, old) {
+			_ = b.Delete(k, nil)
+		}
+		_ = b.Delete(dataKey(key), nil)
+		return b.Commit(pebble.NoSync)
+	})
+	if err != nil {
 		return fmt.Errorf("correlator storage: delete: %w", err)
 	}
 	if old != nil {
@@ -311,7 +351,10 @@ func (st *tableStorage) GetOffset(def int64) (int64, error) {
 
 // SetOffset implements storage.Storage.
 func (st *tableStorage) SetOffset(offset int64) error {
-	if err := st.db.Set(offsetKey, strconv.AppendInt(nil, offset, 10), pebble.NoSync); err != nil {
+	err := st.read(func(db *pebble.DB) error {
+		return db.Set(offsetKey, strconv.AppendInt(nil, offset, 10), pebble.NoSync)
+	})
+	if err != nil {
 		return fmt.Errorf("correlator storage: set offset: %w", err)
 	}
 	return nil
@@ -324,10 +367,9 @@ func (st *tableStorage) MarkRecovered() error { return nil }
 // due by then, in due order; otherwise every trail.
 func (st *tableStorage) Iterator() (storage.Iterator, error) {
 	if until := st.owner.sweepUntil.Load(); until != 0 {
-		upper := dueKey(until+1, "")
-		it, err := st.db.NewIter(&pebble.IterOptions{LowerBound: []byte{nsDue}, UpperBound: upper})
+		it, err := st.newIter(&pebble.IterOptions{LowerBound: []byte{nsDue}, UpperBound: dueKey(until+1, "")})
 		if err != nil {
-			return nil, fmt.Errorf("correlator storage: iterator: %w", err)
+			return nil, err
 		}
 		return &dueIterator{st: st, it: it, first: true}, nil
 	}
@@ -341,11 +383,33 @@ func (st *tableStorage) IteratorWithRange(start, limit []byte) (storage.Iterator
 	if len(limit) > 0 {
 		upper = append([]byte{nsData}, limit...)
 	}
-	it, err := st.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
+	it, err := st.newIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
+	if err != nil {
+		return nil, err
+	}
+	return &dataIterator{st: st, it: it, first: true}, nil
+}
+
+// newIter opens an iterator that Close waits for (release it with
+// releaseIter).
+func (st *tableStorage) newIter(o *pebble.IterOptions) (*pebble.Iterator, error) {
+	var it *pebble.Iterator
+	err := st.read(func(db *pebble.DB) error {
+		var err error
+		if it, err = db.NewIter(o); err == nil {
+			st.iters.Add(1)
+		}
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("correlator storage: iterator: %w", err)
 	}
-	return &dataIterator{st: st, it: it, first: true}, nil
+	return it, nil
+}
+
+func (st *tableStorage) releaseIter(it *pebble.Iterator) {
+	_ = it.Close()
+	st.iters.Done()
 }
 
 // dataIterator iterates trails, with goka's keys (no namespace byte).
@@ -371,7 +435,7 @@ func (d *dataIterator) Next() bool {
 func (d *dataIterator) Err() error             { return d.it.Error() }
 func (d *dataIterator) Key() []byte            { return d.it.Key()[1:] }
 func (d *dataIterator) Value() ([]byte, error) { return bytes.Clone(d.it.Value()), nil }
-func (d *dataIterator) Release()               { d.it.Close() }
+func (d *dataIterator) Release()               { d.st.releaseIter(d.it) }
 func (d *dataIterator) Seek(key []byte) bool {
 	d.first = false
 	d.sought, d.soughtOK = true, d.it.SeekGE(append([]byte{nsData}, key...))
@@ -397,17 +461,17 @@ func (d *dueIterator) Key() []byte { return d.it.Key()[9:] }
 func (d *dueIterator) Value() ([]byte, error) {
 	return d.st.get(append([]byte{nsData}, d.Key()...))
 }
-func (d *dueIterator) Release()           { d.it.Close() }
+func (d *dueIterator) Release()           { d.st.releaseIter(d.it) }
 func (d *dueIterator) Seek(_ []byte) bool { return false }
 
 // oldestPending returns, per (topic, group), the earliest acknowledgement
 // time among the trails' pending entries.
 func (st *tableStorage) oldestPending(into map[[2]string]int64) error {
-	it, err := st.db.NewIter(&pebble.IterOptions{LowerBound: []byte{nsPending}, UpperBound: []byte{nsPending + 1}})
+	it, err := st.newIter(&pebble.IterOptions{LowerBound: []byte{nsPending}, UpperBound: []byte{nsPending + 1}})
 	if err != nil {
-		return fmt.Errorf("correlator storage: pending iterator: %w", err)
+		return err
 	}
-	defer it.Close()
+	defer st.releaseIter(it)
 	for ok := it.First(); ok; {
 		k := it.Key()[1:]
 		i := bytes.IndexByte(k, 0)
@@ -436,11 +500,11 @@ func (st *tableStorage) oldestPending(into map[[2]string]int64) error {
 
 // count returns the number of trails (for tests and statistics).
 func (st *tableStorage) count() (int64, error) {
-	it, err := st.db.NewIter(&pebble.IterOptions{LowerBound: []byte{nsData}, UpperBound: []byte{nsData + 1}})
+	it, err := st.newIter(&pebble.IterOptions{LowerBound: []byte{nsData}, UpperBound: []byte{nsData + 1}})
 	if err != nil {
 		return 0, err
 	}
-	defer it.Close()
+	defer st.releaseIter(it)
 	var n int64
 	for ok := it.First(); ok; ok = it.Next() {
 		n++

@@ -53,7 +53,7 @@ type Config struct {
 // Pipeline is a running correlator and ClickHouse sink.
 type Pipeline struct {
 	Correlator *correlator.Correlator
-	Learner    *learner.Learner // nil unless learning is enabled
+	Learner    *learner.Learner // learned expectations and audit gaps
 	Sink       *sinks.Runner
 }
 
@@ -100,14 +100,17 @@ func New(cfg Config) (*Pipeline, error) {
 	return &Pipeline{Correlator: c, Learner: l, Sink: r}, nil
 }
 
-// Run runs the correlator (which creates missing audit topics first), the
-// learner if any and the sink until ctx ends or one of them fails.
+// Run creates the missing audit topics, then runs the correlator, the
+// learner and the sink until ctx ends or one of them fails.
 func (p *Pipeline) Run(ctx context.Context) error {
+	// The topics first: the learner reads the events topic and the
+	// correlator looks the learner's table up.
+	if err := p.Correlator.EnsureTopics(); err != nil {
+		return err
+	}
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return p.Correlator.Run(ctx) })
-	if p.Learner != nil {
-		g.Go(func() error { return p.Learner.Run(ctx) })
-	}
+	g.Go(func() error { return p.Learner.Run(ctx) })
 	g.Go(func() error { return p.Sink.Run(ctx) })
 	return g.Wait()
 }
