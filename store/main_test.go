@@ -11,8 +11,8 @@ import (
 
 	"github.com/kaudit/kaudit/internal/testing/chtest"
 	"github.com/kaudit/kaudit/sinks"
-	"github.com/kaudit/kaudit/store"
 	chsink "github.com/kaudit/kaudit/sinks/clickhouse"
+	"github.com/kaudit/kaudit/store"
 )
 
 func TestMain(m *testing.M) { chtest.Main(m) }
