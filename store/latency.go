@@ -19,7 +19,7 @@ import (
 // below 256 is its own bucket (exact); above, with e = ⌊log2 v⌋ and shift
 // s = e − 7, the bucket is [m·2^s, (m+1)·2^s) with m = v >> s in
 // [128, 256), and its key is s·256 + m. Keys grow with the values. Values
-// above 2^62 µs (146,000 years) share the top buckets.
+// above 2^61 µs (73,000 years) share the top bucket.
 
 // LatencyRelativeError bounds the relative error of a latency quantile read
 // from the rollups, against quantileExact: half a bucket over the bucket's
@@ -27,7 +27,7 @@ import (
 const LatencyRelativeError = 1.0 / 256
 
 // maxLatency is the largest latency the histograms tell apart.
-const maxLatency = 1 << 62
+const maxLatency = 1 << 61
 
 // LatencyLevels are the quantile levels the rollup reads return, in
 // order: p50, p90, p99, p99.9.
@@ -55,10 +55,12 @@ func LatencyBucketValue(key uint32) float64 {
 // the latency column col (Int64 microseconds) as <prefix>_key, with
 // helper aliases <prefix>_v, _e0, _e, _s. ⌊log2 v⌋ comes from log2 and is
 // corrected with exact integer comparisons, so a float rounding on either
-// side of a power of two cannot move a value to another bucket.
+// side of a power of two cannot move a value to another bucket. Values are
+// clamped to 2^61 so that 2^(e+1) stays a positive Int64 (bitShiftLeft
+// returns Int64 on 26.x).
 func latencyKeyColumns(col, prefix string) string {
 	return strings.NewReplacer("$c", col, "$p", prefix).Replace(
-		`least(greatest($c, 0), toInt64(4611686018427387904)) AS $p_v,
+		`least(greatest($c, 0), toInt64(2305843009213693952)) AS $p_v,
 		toInt64(log2(greatest($p_v, 1))) AS $p_e0,
 		$p_e0 - (bitShiftLeft(toUInt64(1), $p_e0) > $p_v) + (bitShiftLeft(toUInt64(1), $p_e0 + 1) <= $p_v) AS $p_e,
 		greatest($p_e - 7, 0) AS $p_s,
