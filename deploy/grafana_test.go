@@ -305,8 +305,8 @@ func query(t *testing.T, conn driver.Conn, sql string) ([]string, [][]any) {
 }
 
 // grafanaScenario writes verdicts 5 minutes ago: orders/billing 5
-// delivered, 1 lost, 1 lost then corrected to late; payments/search 3
-// delivered, 1 duplicate.
+// delivered, 1 lost, 1 lost with cause audit_gap, 1 lost then corrected
+// to late; payments/search 3 delivered, 1 duplicate.
 func grafanaScenario(t *testing.T, conn driver.Conn, db string, now time.Time) {
 	t.Helper()
 	seen := now.Add(-5 * time.Minute)
@@ -325,6 +325,8 @@ func grafanaScenario(t *testing.T, conn driver.Conn, db string, now time.Time) {
 	}
 	add("orders", "billing", codecs.StatusDelivered, 5)
 	add("orders", "billing", codecs.StatusLost, 1)
+	add("orders", "billing", codecs.StatusLost, 1)
+	first[len(first)-1].Cause = store.CauseAuditGap // fate unknown: not a loss
 	late := add("orders", "billing", codecs.StatusLost, 1)[0]
 	late.Status, late.Seq = codecs.StatusLate, 2
 	second = append(second, late)
@@ -409,19 +411,20 @@ func TestGrafanaQueriesRunOnClickHouse(t *testing.T) {
 		col  string
 		want uint64
 	}{
-		{all, "Expected", 11}, {all, "Delivered", 8}, {all, "Lost", 1}, {all, "Late", 1}, {all, "Duplicates", 1},
-		{ob, "Expected", 7}, {ob, "Duplicates", 0},
+		{all, "Expected", 12}, {all, "Delivered", 8}, {all, "Lost", 1}, {all, "Audit gap", 1}, {all, "Late", 1},
+		{all, "Duplicates", 1}, {ob, "Expected", 8}, {ob, "Duplicates", 0}, {ob, "Audit gap", 1},
 	} {
 		if got := num(t, cell("Totals", c.sel, 0, c.col)); got != float64(c.want) {
 			t.Errorf("Totals %s (%+v) = %v, want %d", c.col, c.sel, got, c.want)
 		}
 	}
+	// 11 audited (the audit gap is left out), 10 of them arrived.
 	if got := num(t, cell("Totals", all, 0, "Completeness")); math.Abs(got-100*10.0/11) > 1e-9 {
 		t.Errorf("Totals completeness = %v", got)
 	}
 	for title, want := range map[string][3]int{
 		"Per topic and consumer group": {2, 1, 0},
-		"Latest anomalies":             {3, 2, 0},
+		"Latest anomalies":             {4, 3, 0},
 	} {
 		for i, sel := range []selection{all, ob, {"' OR 1=1 --", ""}} {
 			if got := len(results[title][sel]); got != want[i] {
@@ -429,23 +432,27 @@ func TestGrafanaQueriesRunOnClickHouse(t *testing.T) {
 			}
 		}
 	}
-	// quantileExact of 10001..10007 µs is 10004 µs; the histograms are
+	// quantileExact of 10001..10008 µs is 10005 µs; the histograms are
 	// within store.LatencyRelativeError of it.
-	if got := num(t, cell("Per topic and consumer group", ob, 0, "E2E p50")); math.Abs(got-10.004)/10.004 > store.LatencyRelativeError {
-		t.Errorf("per-group e2e p50 = %v ms, want 10.004 ms ± %.2f%%", got, 100*store.LatencyRelativeError)
+	if got := num(t, cell("Per topic and consumer group", ob, 0, "E2E p50")); math.Abs(got-10.005)/10.005 > store.LatencyRelativeError {
+		t.Errorf("per-group e2e p50 = %v ms, want 10.005 ms ± %.2f%%", got, 100*store.LatencyRelativeError)
+	}
+	if got := num(t, cell("Per topic and consumer group", ob, 0, "Audit gap")); got != 1 {
+		t.Errorf("per-group audit gap = %v, want 1", got)
 	}
 	for _, title := range []string{"End-to-end latency per minute (p50, p99)", "Lost and late messages per minute"} {
 		if len(results[title][all]) == 0 {
 			t.Errorf("panel %q returns no rows", title)
 		}
 	}
-	var lost, late uint64
+	var lost, late, gap uint64
 	for _, r := range results["Lost and late messages per minute"][all] {
 		lost += uint64(num(t, r[1]))
 		late += uint64(num(t, r[2]))
+		gap += uint64(num(t, r[3]))
 	}
-	if lost != 1 || late != 1 {
-		t.Errorf("lost and late per minute add up to %d and %d, want 1 and 1", lost, late)
+	if lost != 1 || late != 1 || gap != 1 {
+		t.Errorf("lost, late and audit gaps per minute add up to %d, %d and %d, want 1, 1 and 1", lost, late, gap)
 	}
 }
 
