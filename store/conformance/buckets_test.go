@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/kaudit/kaudit/codecs"
+	"github.com/kaudit/kaudit/processors/correlator"
 	"github.com/kaudit/kaudit/sinks"
 	chsink "github.com/kaudit/kaudit/sinks/clickhouse"
 	"github.com/kaudit/kaudit/store"
@@ -77,5 +78,12 @@ func TestHistogramBucketsOnBothEngines(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// The rollups count the correlator's audit-gap cause.
+func TestAuditGapCauseIsTheCorrelators(t *testing.T) {
+	if store.CauseAuditGap != correlator.CauseAuditGap {
+		t.Errorf("store.CauseAuditGap %q, the correlator writes %q", store.CauseAuditGap, correlator.CauseAuditGap)
 	}
 }
