@@ -1,6 +1,8 @@
 // Package deploy holds kaudit's deployment assets (Grafana provisioning
 // under grafana/; the Dockerfile and docker-compose.yml at the repository
-// root) and, as its only code, their tests. They check, without a Docker
+// root), their tests, and, as its only code, GrafanaQueries and
+// ExpandGrafana: the dashboard's SQL as Grafana sends it, for the tests
+// here and the ClickHouse 18.16/26.x conformance tests (store/conformance). They check, without a Docker
 // engine, what would otherwise fail only at `docker compose up`:
 //
 //   - `docker-compose config` accepts the compose file (docker-compose is

@@ -250,6 +250,7 @@ func TestWebDashboard(t *testing.T) {
 			{"expected", fmt.Sprint(c.Expected())},
 			{"delivered", fmt.Sprint(c.Delivered)},
 			{"lost", fmt.Sprint(c.Lost)},
+			{"audit_gap", fmt.Sprint(c.AuditGap)},
 			{"late", fmt.Sprint(c.Late)},
 			{"duplicate", fmt.Sprint(c.Duplicate)},
 			{"corrupted", fmt.Sprint(c.Corrupted)},
@@ -346,7 +347,7 @@ func TestWebReportCLI(t *testing.T) {
 			t.Errorf("report lacks %s", key)
 			continue
 		}
-		want := []string{fmt.Sprint(c.Expected()), fmt.Sprint(c.Delivered), fmt.Sprint(c.Lost), fmt.Sprint(c.Late),
+		want := []string{fmt.Sprint(c.Expected()), fmt.Sprint(c.Delivered), fmt.Sprint(c.Lost), fmt.Sprint(c.AuditGap), fmt.Sprint(c.Late),
 			fmt.Sprint(c.Duplicate), fmt.Sprint(c.Corrupted), fmt.Sprint(c.ProduceFailed), fmt.Sprint(c.UnauditedProducer),
 			report.FormatPercent(c.Completeness())}
 		if strings.Join(got[:len(want)], " ") != strings.Join(want, " ") {
@@ -355,7 +356,7 @@ func TestWebReportCLI(t *testing.T) {
 	}
 	// After the counts and completeness come ack p50 and p99, then e2e
 	// p50, each as a number and a unit.
-	if got := rows["orders/analytics"]; len(got) < 15 || got[13]+" "+got[14] != "12.00 ms" {
+	if got := rows["orders/analytics"]; len(got) < 16 || got[14]+" "+got[15] != "12.00 ms" {
 		t.Errorf("orders/analytics e2e p50: %v", got)
 	}
 
@@ -394,7 +395,7 @@ func parseReport(t *testing.T, out string) map[string][]string {
 		f := strings.Fields(line)
 		if len(f) > 0 && f[0] == "TOPIC" {
 			header = true
-			if strings.Join(f[:11], " ") != "TOPIC GROUP EXPECTED DELIVERED LOST LATE DUPLICATE CORRUPTED PRODUCE_FAILED UNAUDITED COMPLETENESS" {
+			if strings.Join(f[:12], " ") != "TOPIC GROUP EXPECTED DELIVERED LOST AUDIT_GAP LATE DUPLICATE CORRUPTED PRODUCE_FAILED UNAUDITED COMPLETENESS" {
 				t.Fatalf("unexpected report header %q", line)
 			}
 			continue

@@ -19,6 +19,7 @@ import (
 	"github.com/kaudit/kaudit/report"
 	"github.com/kaudit/kaudit/sinks"
 	chsink "github.com/kaudit/kaudit/sinks/clickhouse"
+	"github.com/kaudit/kaudit/store"
 )
 
 func TestMain(m *testing.M) { chtest.Main(m) }
@@ -40,18 +41,24 @@ func write(t *testing.T, s *chsink.Sink, b *sinks.Batch) {
 
 var base = time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
 
-// quantile is ClickHouse's quantile() on a small sample: linear
-// interpolation at level*(n-1) of the sorted values.
+// quantile is ClickHouse's quantileExact: the element at 0-based rank
+// floor(level*n) of the sorted values.
 func quantile(xs []float64, level float64) float64 {
 	if len(xs) == 0 {
 		return math.NaN()
 	}
 	s := slices.Clone(xs)
 	slices.Sort(s)
-	idx := level * float64(len(s)-1)
-	lo := math.Floor(idx)
-	hi := math.Ceil(idx)
-	return s[int(lo)] + (idx-lo)*(s[int(hi)]-s[int(lo)])
+	return s[min(int(level*float64(len(s))), len(s)-1)]
+}
+
+// within says whether a latency quantile read from the rollups is within
+// their relative error bound of the exact one.
+func within(got, exact float64) bool {
+	if math.IsNaN(got) || math.IsNaN(exact) {
+		return math.IsNaN(got) && math.IsNaN(exact)
+	}
+	return math.Abs(got-exact) <= store.LatencyRelativeError*math.Abs(exact)+1e-9
 }
 
 func near(a, b float64) bool {

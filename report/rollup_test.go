@@ -228,7 +228,7 @@ func ExampleFormatOverview() {
 	nan := math.NaN()
 	rows := []report.GroupStats{
 		{Topic: "orders", Group: "billing",
-			Counts: report.Counts{Messages: 1003, Delivered: 990, Lost: 4, Late: 5, Duplicate: 2, Corrupted: 1, ProduceFailed: 1},
+			Counts: report.Counts{Messages: 1006, Delivered: 990, Lost: 4, AuditGap: 3, Late: 5, Duplicate: 2, Corrupted: 1, ProduceFailed: 1},
 			Ack:    report.Quantiles{P50: 850, P99: 4210}, E2E: report.Quantiles{P50: 12_345, P99: 98_765}},
 		{Topic: "orders", Group: "search",
 			Counts: report.Counts{Messages: 2, Lost: 2},
@@ -236,7 +236,7 @@ func ExampleFormatOverview() {
 	}
 	_ = report.FormatOverview(os.Stdout, rows)
 	// Output:
-	// TOPIC   GROUP    EXPECTED  DELIVERED  LOST  LATE  DUPLICATE  CORRUPTED  PRODUCE_FAILED  UNAUDITED  COMPLETENESS  ACK p50  ACK p99  E2E p50   E2E p99
-	// orders  billing  1002      990        4     5     2          1          1               0          99.60%        850 µs   4.21 ms  12.35 ms  98.77 ms
-	// orders  search   2         0          2     0     0          0          0               0          0.00%         900 µs   900 µs   -         -
+	// TOPIC   GROUP    EXPECTED  DELIVERED  LOST  AUDIT_GAP  LATE  DUPLICATE  CORRUPTED  PRODUCE_FAILED  UNAUDITED  COMPLETENESS  ACK p50  ACK p99  E2E p50   E2E p99
+	// orders  billing  1005      990        4     3          5     2          1          1               0          99.60%        850 µs   4.21 ms  12.35 ms  98.77 ms
+	// orders  search   2         0          2     0          0     0          0          0               0          0.00%         900 µs   900 µs   -         -
 }

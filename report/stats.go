@@ -36,9 +36,14 @@ func (f Filter) bounds() (from, to int64) {
 // Counts are numbers of messages by latest verdict status.
 type Counts struct {
 	// Messages counts every verdict, whatever its status.
-	Messages          uint64
-	Delivered         uint64
-	Lost              uint64
+	Messages  uint64
+	Delivered uint64
+	// Lost counts LOST verdicts but those of cause audit_gap.
+	Lost uint64
+	// AuditGap counts LOST verdicts of cause audit_gap: the group's
+	// clients reported dropping audit events when the consume would have
+	// been audited, so whether the message arrived is unknown.
+	AuditGap          uint64
 	Late              uint64
 	Duplicate         uint64
 	ProduceFailed     uint64
@@ -55,19 +60,42 @@ func (c Counts) Expected() uint64 {
 	return c.Messages - c.ProduceFailed
 }
 
-// Completeness is the percentage of expected messages that reached the
-// group (all but the lost ones; late, duplicated and corrupted messages
-// did arrive), NaN when none was expected.
-func (c Counts) Completeness() float64 {
+// Audited is the number of expected messages whose fate the audit saw:
+// all but the audit gaps.
+func (c Counts) Audited() uint64 {
 	e := c.Expected()
-	if e == 0 {
+	return e - min(c.AuditGap, e)
+}
+
+// Completeness is the percentage of the audited expected messages that
+// reached the group (all but the lost ones; late, duplicated and corrupted
+// messages did arrive), NaN when there is none. Audit gaps are neither
+// lost nor arrived: they are left out, so they never lower it.
+func (c Counts) Completeness() float64 {
+	a := c.Audited()
+	if a == 0 {
 		return math.NaN()
 	}
-	return 100 * float64(e-min(c.Lost, e)) / float64(e)
+	return 100 * float64(a-min(c.Lost, a)) / float64(a)
+}
+
+// Add adds o to c.
+func (c *Counts) Add(o Counts) {
+	c.Messages += o.Messages
+	c.Delivered += o.Delivered
+	c.Lost += o.Lost
+	c.AuditGap += o.AuditGap
+	c.Late += o.Late
+	c.Duplicate += o.Duplicate
+	c.ProduceFailed += o.ProduceFailed
+	c.UnauditedProducer += o.UnauditedProducer
+	c.Corrupted += o.Corrupted
 }
 
 // Quantiles are latency quantiles in microseconds, NaN when no latency is
-// known.
+// known. Read from the rollups' histograms, each is within
+// store.LatencyRelativeError (0.4 %) of quantileExact over the same
+// latencies, and the same on every ClickHouse version.
 type Quantiles struct {
 	P50, P90, P99, P999 float64
 }
@@ -102,27 +130,64 @@ type Point struct {
 	Ack, E2E Quantiles
 }
 
-// rollupAggregates is the SELECT list shared by Overview and Series, in
-// the order scanRollup reads it.
-const rollupAggregates = `sum(messages), sum(delivered), sum(lost), sum(late), sum(duplicate),
-	sum(produce_failed), sum(unaudited_producer), sum(corrupted), sum(ack_known), sum(e2e_known),
-	quantilesMerge(0.5, 0.9, 0.99, 0.999)(ack_latency_us), quantilesMerge(0.5, 0.9, 0.99, 0.999)(e2e_latency_us)`
+// rollupSums is the SELECT list of the inner query of Overview and
+// Series: sums and merged histograms (sumMap). ClickHouse 18.16 cannot
+// evaluate an aggregate inside a lambda, so the quantiles are computed from
+// the merged histograms by the outer query (rollupColumns), in the order
+// scanRollup reads them.
+const rollupSums = `sum(messages) AS n_messages, sum(delivered) AS n_delivered, sum(lost) AS n_lost,
+	sum(audit_gap) AS n_audit_gap, sum(late) AS n_late, sum(duplicate) AS n_duplicate,
+	sum(produce_failed) AS n_produce_failed, sum(unaudited_producer) AS n_unaudited_producer,
+	sum(corrupted) AS n_corrupted, sum(ack_known) AS n_ack_known, sum(e2e_known) AS n_e2e_known,
+	sumMap(ack_hist_keys, ack_hist_counts) AS ack_hist, sumMap(e2e_hist_keys, e2e_hist_counts) AS e2e_hist`
+
+var rollupColumns = `n_messages, n_delivered, n_lost, n_audit_gap, n_late, n_duplicate,
+	n_produce_failed, n_unaudited_producer, n_corrupted, n_ack_known, n_e2e_known,
+	` + store.LatencyQuantilesSQL("ack_hist") + `,
+	` + store.LatencyQuantilesSQL("e2e_hist")
 
 // rollupWhere filters deliveries_1m by a Filter; its arguments come from
 // rollupArgs.
 const rollupWhere = `minute >= toDateTime(?) AND minute < toDateTime(?)
 	AND (? = '' OR topic = ?) AND (? = '' OR consumer_group = ?)`
 
+var (
+	qOverview = store.NewQuery("report.overview", `SELECT topic, consumer_group, `+rollupColumns+`
+	FROM (
+		SELECT topic, consumer_group, `+rollupSums+`
+		FROM {rollup} FINAL
+		WHERE `+rollupWhere+`
+		GROUP BY topic, consumer_group
+	)
+	ORDER BY topic, consumer_group`)
+	qSeries = store.NewQuery("report.series", `SELECT start, `+rollupColumns+`
+	FROM (
+		SELECT intDiv(toUInt32(minute), ?) * ? AS start, `+rollupSums+`
+		FROM {rollup} FINAL
+		WHERE `+rollupWhere+`
+		GROUP BY start
+	)
+	ORDER BY start`)
+	qAnomalies = store.NewQuery("report.anomalies", `SELECT correlation_id, topic, consumer_group, status, cause, seq, partition, offset,
+		ack_latency_us, e2e_latency_us, consume_count, first_seen, decided_at
+	FROM {deliveries} FINAL
+	WHERE first_seen >= toDateTime(?) AND first_seen < toDateTime(?)
+		AND (? = '' OR topic = ?) AND (? = '' OR consumer_group = ?)
+		AND status != ?
+	ORDER BY decided_at DESC, first_seen DESC, correlation_id, topic, consumer_group
+	LIMIT ?`)
+)
+
 func rollupArgs(f Filter) []any {
 	from, to := f.bounds()
 	return []any{from, to, f.Topic, f.Topic, f.Group, f.Group}
 }
 
-// scanRollup scans the columns of rollupAggregates after the leading ones.
+// scanRollup scans the columns of rollupColumns after the leading ones.
 func scanRollup(rows driver.Rows, lead []any, c *Counts, ack, e2e *Quantiles) error {
 	var ackKnown, e2eKnown uint64
 	var ackQ, e2eQ []float64
-	dest := append(lead, &c.Messages, &c.Delivered, &c.Lost, &c.Late, &c.Duplicate,
+	dest := append(lead, &c.Messages, &c.Delivered, &c.Lost, &c.AuditGap, &c.Late, &c.Duplicate,
 		&c.ProduceFailed, &c.UnauditedProducer, &c.Corrupted, &ackKnown, &e2eKnown, &ackQ, &e2eQ)
 	if err := rows.Scan(dest...); err != nil {
 		return err
@@ -135,12 +200,7 @@ func scanRollup(rows driver.Rows, lead []any, c *Counts, ack, e2e *Quantiles) er
 // per-minute rollups (deliveries_1m FINAL). Refresh the rollups first (see
 // Refresher) to include the latest verdicts.
 func Overview(ctx context.Context, conn driver.Conn, db string, f Filter) ([]GroupStats, error) {
-	q := `SELECT topic, consumer_group, ` + rollupAggregates + `
-	FROM ` + store.Table(db, store.RollupTable) + ` FINAL
-	WHERE ` + rollupWhere + `
-	GROUP BY topic, consumer_group
-	ORDER BY topic, consumer_group`
-	rows, err := conn.Query(ctx, q, rollupArgs(f)...)
+	rows, err := conn.Query(ctx, qOverview.SQL(db), rollupArgs(f)...)
 	if err != nil {
 		return nil, fmt.Errorf("report: overview from %s.%s: %w", db, store.RollupTable, err)
 	}
@@ -165,12 +225,7 @@ func Overview(ctx context.Context, conn driver.Conn, db string, f Filter) ([]Gro
 // order. Intervals without messages are left out.
 func Series(ctx context.Context, conn driver.Conn, db string, f Filter, step time.Duration) ([]Point, error) {
 	stepSec := max(int64(step/time.Minute), 1) * 60
-	q := `SELECT intDiv(toUInt32(minute), ?) * ? AS start, ` + rollupAggregates + `
-	FROM ` + store.Table(db, store.RollupTable) + ` FINAL
-	WHERE ` + rollupWhere + `
-	GROUP BY start
-	ORDER BY start`
-	rows, err := conn.Query(ctx, q, append([]any{stepSec, stepSec}, rollupArgs(f)...)...)
+	rows, err := conn.Query(ctx, qSeries.SQL(db), append([]any{stepSec, stepSec}, rollupArgs(f)...)...)
 	if err != nil {
 		return nil, fmt.Errorf("report: series from %s.%s: %w", db, store.RollupTable, err)
 	}
@@ -199,15 +254,7 @@ func Anomalies(ctx context.Context, conn driver.Conn, db string, f Filter, limit
 	if !f.Until.IsZero() {
 		to = store.UnixSeconds(f.Until)
 	}
-	q := `SELECT correlation_id, topic, consumer_group, status, cause, seq, partition, offset,
-		ack_latency_us, e2e_latency_us, consume_count, first_seen, decided_at
-	FROM ` + store.Table(db, store.DeliveriesTable) + ` FINAL
-	WHERE first_seen >= toDateTime(?) AND first_seen < toDateTime(?)
-		AND (? = '' OR topic = ?) AND (? = '' OR consumer_group = ?)
-		AND status != ?
-	ORDER BY decided_at DESC, first_seen DESC, correlation_id
-	LIMIT ?`
-	rows, err := conn.Query(ctx, q, from, to, f.Topic, f.Topic, f.Group, f.Group,
+	rows, err := conn.Query(ctx, qAnomalies.SQL(db), from, to, f.Topic, f.Topic, f.Group, f.Group,
 		codecs.StatusDelivered.String(), max(limit, 0))
 	if err != nil {
 		return nil, fmt.Errorf("report: anomalies from %s.deliveries: %w", db, err)
@@ -245,10 +292,10 @@ func FormatPercent(p float64) string {
 // and p99 of ack and end-to-end latency.
 func FormatOverview(w io.Writer, rows []GroupStats) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "TOPIC\tGROUP\tEXPECTED\tDELIVERED\tLOST\tLATE\tDUPLICATE\tCORRUPTED\tPRODUCE_FAILED\tUNAUDITED\tCOMPLETENESS\tACK p50\tACK p99\tE2E p50\tE2E p99")
+	fmt.Fprintln(tw, "TOPIC\tGROUP\tEXPECTED\tDELIVERED\tLOST\tAUDIT_GAP\tLATE\tDUPLICATE\tCORRUPTED\tPRODUCE_FAILED\tUNAUDITED\tCOMPLETENESS\tACK p50\tACK p99\tE2E p50\tE2E p99")
 	for _, r := range rows {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t%s\n", r.Topic, r.Group,
-			r.Expected(), r.Delivered, r.Lost, r.Late, r.Duplicate, r.Corrupted, r.ProduceFailed, r.UnauditedProducer,
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t%s\n", r.Topic, r.Group,
+			r.Expected(), r.Delivered, r.Lost, r.AuditGap, r.Late, r.Duplicate, r.Corrupted, r.ProduceFailed, r.UnauditedProducer,
 			FormatPercent(r.Completeness()),
 			FormatMicros(r.Ack.P50), FormatMicros(r.Ack.P99), FormatMicros(r.E2E.P50), FormatMicros(r.E2E.P99))
 	}

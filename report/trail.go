@@ -18,6 +18,22 @@ import (
 	"github.com/kaudit/kaudit/store"
 )
 
+var (
+	qTrailEvents = store.NewQuery("report.trail.events", `SELECT kind, topic, partition, offset, client_id, consumer_group, host, source,
+		send_ns, ack_ns, consume_ns, record_ts_ns, error, payload_size, digest,
+		audit_topic, audit_partition, audit_offset
+	FROM {events} FINAL
+	WHERE correlation_id = ?
+	ORDER BY event_time, audit_topic, audit_partition, audit_offset`)
+	qTrailDeliveries = store.NewQuery("report.trail.deliveries", `SELECT topic, consumer_group, status, cause, seq,
+		partition, offset, producer_client, producer_host, send_ns, ack_ns, produce_error, payload_size,
+		consumer_client, consumer_host, consume_partition, consume_offset, first_consume_ns, last_consume_ns,
+		consume_count, ack_latency_us, e2e_latency_us, first_seen, decided_at
+	FROM {deliveries} FINAL
+	WHERE correlation_id = ?
+	ORDER BY consumer_group, topic`)
+)
+
 // ErrNotFound is returned by Trail when ClickHouse holds neither events nor
 // deliveries for the correlation ID.
 var ErrNotFound = errors.New("report: correlation ID not found")
@@ -54,12 +70,7 @@ func Trail(ctx context.Context, conn driver.Conn, db, correlationID string) (*Tr
 }
 
 func trailEvents(ctx context.Context, conn driver.Conn, db, id string) ([]sinks.EventRecord, error) {
-	rows, err := conn.Query(ctx, `SELECT kind, topic, partition, offset, client_id, consumer_group, host, source,
-		send_ns, ack_ns, consume_ns, record_ts_ns, error, payload_size, digest,
-		audit_topic, audit_partition, audit_offset
-	FROM `+store.Table(db, "events")+` FINAL
-	WHERE correlation_id = ?
-	ORDER BY event_time, audit_topic, audit_partition, audit_offset`, id)
+	rows, err := conn.Query(ctx, qTrailEvents.SQL(db), id)
 	if err != nil {
 		return nil, fmt.Errorf("report: trail events from %s.events: %w", db, err)
 	}
@@ -89,13 +100,7 @@ func trailEvents(ctx context.Context, conn driver.Conn, db, id string) ([]sinks.
 }
 
 func trailDeliveries(ctx context.Context, conn driver.Conn, db, id string) ([]codecs.Verdict, error) {
-	rows, err := conn.Query(ctx, `SELECT topic, consumer_group, status, cause, seq,
-		partition, offset, producer_client, producer_host, send_ns, ack_ns, produce_error, payload_size,
-		consumer_client, consumer_host, consume_partition, consume_offset, first_consume_ns, last_consume_ns,
-		consume_count, ack_latency_us, e2e_latency_us, first_seen, decided_at
-	FROM `+store.Table(db, "deliveries")+` FINAL
-	WHERE correlation_id = ?
-	ORDER BY consumer_group, topic`, id)
+	rows, err := conn.Query(ctx, qTrailDeliveries.SQL(db), id)
 	if err != nil {
 		return nil, fmt.Errorf("report: trail deliveries from %s.deliveries: %w", db, err)
 	}

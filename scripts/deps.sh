@@ -3,7 +3,8 @@
 # clickhouse-server (the real ClickHouse of the tests and the demo),
 # docker-compose (to validate docker-compose.yml), kcat, librdkafka-dev and
 # python3-confluent-kafka (real-client tests), chromium (the headless
-# browser that drives the web dashboard in e2e/web_test.go).
+# browser that drives the web dashboard in e2e/web_test.go), npm (fetches
+# the ClickHouse 26.x engine of the conformance tests, internal/chdb).
 set -euo pipefail
 
 need=()
@@ -14,6 +15,7 @@ command -v kcat >/dev/null 2>&1 || need+=(kcat)
 /usr/bin/python3 -c 'import confluent_kafka' >/dev/null 2>&1 || need+=(python3-confluent-kafka)
 command -v gcc >/dev/null 2>&1 || need+=(gcc)
 command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || need+=(chromium)
+command -v npm >/dev/null 2>&1 || need+=(npm)
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0

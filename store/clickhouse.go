@@ -39,6 +39,16 @@ const (
 	DefaultDialTimeout = 5 * time.Second
 )
 
+// Protocols of Config.Protocol.
+const (
+	// ProtocolNative is ClickHouse's native TCP protocol (port 9000), the
+	// default, and the one to use with ClickHouse 18.16.
+	ProtocolNative = "native"
+	// ProtocolHTTP is ClickHouse's HTTP interface (port 8123). The tests
+	// reach the in-process 26.x engine this way.
+	ProtocolHTTP = "http"
+)
+
 // Config says where ClickHouse is and how to log in. Zero fields take the
 // defaults above.
 type Config struct {
@@ -52,6 +62,8 @@ type Config struct {
 	// port, 9440 by default).
 	TLS         bool
 	DialTimeout time.Duration
+	// Protocol is ProtocolNative (the default) or ProtocolHTTP.
+	Protocol string
 }
 
 // WithDefaults returns c with its zero fields set to the defaults.
@@ -60,6 +72,7 @@ func (c Config) WithDefaults() Config {
 	c.Database = cmp.Or(c.Database, DefaultDatabase)
 	c.User = cmp.Or(c.User, DefaultUser)
 	c.DialTimeout = cmp.Or(c.DialTimeout, DefaultDialTimeout)
+	c.Protocol = cmp.Or(c.Protocol, ProtocolNative)
 	return c
 }
 
@@ -72,8 +85,12 @@ func (c Config) Options() *clickhouse.Options {
 			addrs = append(addrs, a)
 		}
 	}
+	proto := clickhouse.Native
+	if c.Protocol == ProtocolHTTP {
+		proto = clickhouse.HTTP
+	}
 	o := &clickhouse.Options{
-		Protocol: clickhouse.Native,
+		Protocol: proto,
 		Addr:     addrs,
 		Auth: clickhouse.Auth{
 			Database: c.Database,
@@ -92,6 +109,9 @@ func (c Config) Options() *clickhouse.Options {
 // (migrations.Up creates it).
 func Open(ctx context.Context, cfg Config) (driver.Conn, error) {
 	cfg = cfg.WithDefaults()
+	if err := cfg.check(); err != nil {
+		return nil, err
+	}
 	conn, err := clickhouse.Open(cfg.Options())
 	if err != nil {
 		return nil, fmt.Errorf("clickhouse: open %s: %w", cfg.Addr, err)
@@ -111,12 +131,22 @@ func Open(ctx context.Context, cfg Config) (driver.Conn, error) {
 // uses.
 func OpenDB(ctx context.Context, cfg Config) (*sql.DB, error) {
 	cfg = cfg.WithDefaults()
+	if err := cfg.check(); err != nil {
+		return nil, err
+	}
 	db := clickhouse.OpenDB(cfg.Options())
 	if err := db.PingContext(ctx); err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("clickhouse: ping %s (database %q, user %q): %w", cfg.Addr, cfg.Database, cfg.User, err)
 	}
 	return db, nil
+}
+
+func (c Config) check() error {
+	if c.Protocol != ProtocolNative && c.Protocol != ProtocolHTTP {
+		return fmt.Errorf("clickhouse: unknown protocol %q (want %s or %s)", c.Protocol, ProtocolNative, ProtocolHTTP)
+	}
+	return nil
 }
 
 // QuoteIdent quotes a database or table name for use in SQL, with

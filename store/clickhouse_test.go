@@ -13,16 +13,20 @@ import (
 
 func TestWithDefaults(t *testing.T) {
 	c := store.Config{}.WithDefaults()
-	if c.Addr != store.DefaultAddr || c.Database != store.DefaultDatabase || c.User != store.DefaultUser || c.DialTimeout != store.DefaultDialTimeout {
+	if c.Addr != store.DefaultAddr || c.Database != store.DefaultDatabase || c.User != store.DefaultUser || c.DialTimeout != store.DefaultDialTimeout ||
+		c.Protocol != store.ProtocolNative {
 		t.Errorf("defaults not applied: %+v", c)
 	}
-	set := store.Config{Addr: "h:1", Database: "d", User: "u", Password: "p", DialTimeout: time.Second}
+	set := store.Config{Addr: "h:1", Database: "d", User: "u", Password: "p", DialTimeout: time.Second, Protocol: store.ProtocolHTTP}
 	if got := set.WithDefaults(); got != set {
 		t.Errorf("WithDefaults changed set fields: %+v", got)
 	}
 	o := store.Config{Addr: " a:1, b:2 ,", TLS: true}.Options()
 	if len(o.Addr) != 2 || o.Addr[0] != "a:1" || o.Addr[1] != "b:2" || o.TLS == nil {
 		t.Errorf("Options: addrs %q, TLS %v", o.Addr, o.TLS)
+	}
+	if _, err := store.Open(context.Background(), store.Config{Protocol: "grpc"}); err == nil || !strings.Contains(err.Error(), "grpc") {
+		t.Errorf("Open with an unknown protocol: %v", err)
 	}
 }
 

@@ -13,6 +13,24 @@ import (
 // day (toYYYYMMDD of its time column), so a partition ID is a date.
 var RetentionTables = []string{EventsTable, DeliveriesTable, RollupTable}
 
+var (
+	qPartitions = NewQuery("store.retention.partitions", `SELECT table, partition_id, sum(rows)
+		FROM system.parts
+		WHERE database = ? AND has(?, table) AND active
+		GROUP BY table, partition_id
+		ORDER BY table, partition_id`)
+	qDropPartition = map[string]*Query{}
+)
+
+func init() {
+	for _, t := range RetentionTables {
+		qDropPartition[t] = NewQuery("store.retention.drop_partition."+t, "ALTER TABLE {"+placeholder[t]+"} DROP PARTITION ID ?")
+	}
+}
+
+// placeholder is a table's placeholder in a Query's text.
+var placeholder = map[string]string{EventsTable: "events", DeliveriesTable: "deliveries", RollupTable: "rollup"}
+
 // Partition is one day partition of a kaudit table.
 type Partition struct {
 	Table string
@@ -32,11 +50,7 @@ type Partition struct {
 // to drop a partition larger than max_partition_size_to_drop (50 GB by
 // default); the error says so.
 func DropBefore(ctx context.Context, conn driver.Conn, db string, cutoff time.Time, dryRun bool) ([]Partition, error) {
-	rows, err := conn.Query(ctx, `SELECT table, partition_id, sum(rows)
-		FROM system.parts
-		WHERE database = ? AND has(?, table) AND active
-		GROUP BY table, partition_id
-		ORDER BY table, partition_id`, db, RetentionTables)
+	rows, err := conn.Query(ctx, qPartitions.SQL(db), db, RetentionTables)
 	if err != nil {
 		return nil, fmt.Errorf("report: list partitions of %s: %w", db, err)
 	}
@@ -63,7 +77,7 @@ func DropBefore(ctx context.Context, conn driver.Conn, db string, cutoff time.Ti
 		return old, nil
 	}
 	for i, p := range old {
-		if err := conn.Exec(ctx, "ALTER TABLE "+Table(db, p.Table)+" DROP PARTITION ID ?", p.ID); err != nil {
+		if err := conn.Exec(ctx, qDropPartition[p.Table].SQL(db), p.ID); err != nil {
 			return old[:i], fmt.Errorf("report: drop partition %s of %s.%s: %w", p.ID, db, p.Table, err)
 		}
 	}

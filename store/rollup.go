@@ -14,12 +14,49 @@ import (
 	"github.com/kaudit/kaudit/codecs"
 )
 
+// CauseAuditGap is the cause of a LOST verdict whose consume events may have
+// been dropped by an interceptor (audit drop reports cover the window): the
+// rollups count it apart from real losses (column audit_gap).
+const CauseAuditGap = "audit_gap"
+
+// The Refresher's statements.
+var (
+	qServerNow   = NewQuery("store.refresh.now", `SELECT now()`)
+	qLastRefresh = NewQuery("store.refresh.last", `SELECT max(refreshed_at), max(version) FROM {rollup}`)
+	qNewParts    = NewQuery("store.refresh.new_parts", `SELECT name FROM system.parts
+		WHERE database = ? AND table = ? AND active AND modification_time >= toDateTime(?)`)
+	qDirtyMinutes = NewQuery("store.refresh.dirty_minutes", `SELECT DISTINCT toUInt32(toStartOfMinute(first_seen)) AS m
+		FROM {deliveries} WHERE inserted_at >= toDateTime(?) ORDER BY m`)
+	qDirtyMinutesOfParts = NewQuery("store.refresh.dirty_minutes_of_parts", `SELECT DISTINCT toUInt32(toStartOfMinute(first_seen)) AS m
+		FROM {deliveries} WHERE inserted_at >= toDateTime(?) AND has(?, _part) ORDER BY m`)
+	qRecompute = NewQuery("store.refresh.recompute", `INSERT INTO {rollup} (minute, topic, consumer_group, messages,
+		delivered, lost, audit_gap, late, duplicate, produce_failed, unaudited_producer, corrupted,
+		ack_known, e2e_known, ack_hist_keys, ack_hist_counts, e2e_hist_keys, e2e_hist_counts, version, refreshed_at)
+	SELECT m, topic, consumer_group, count(),
+		countIf(status = ?), countIf(status = ? AND cause != ?), countIf(status = ? AND cause = ?),
+		countIf(status = ?), countIf(status = ?), countIf(status = ?), countIf(status = ?), countIf(status = ?),
+		countIf(ack_latency_us >= 0), countIf(e2e_latency_us >= 0),
+		tupleElement(sumMapIf([ack_key], [toUInt64(1)], ack_latency_us >= 0), 1),
+		tupleElement(sumMapIf([ack_key], [toUInt64(1)], ack_latency_us >= 0), 2),
+		tupleElement(sumMapIf([e2e_key], [toUInt64(1)], e2e_latency_us >= 0), 1),
+		tupleElement(sumMapIf([e2e_key], [toUInt64(1)], e2e_latency_us >= 0), 2),
+		toUInt64(?), toDateTime(?)
+	FROM (
+		SELECT toStartOfMinute(first_seen) AS m, topic, consumer_group, status, cause, ack_latency_us, e2e_latency_us,
+		`+latencyKeyColumns("ack_latency_us", "ack")+`,
+		`+latencyKeyColumns("e2e_latency_us", "e2e")+`
+		FROM {deliveries} FINAL
+		WHERE first_seen >= toDateTime(?) AND first_seen < toDateTime(?)
+	)
+	GROUP BY m, topic, consumer_group`)
+)
+
 // Tables of kaudit's schema, inside the configured database.
 const (
 	DeliveriesTable = "deliveries"
 	EventsTable     = "events"
 	// RollupTable holds one row per minute (of first_seen), topic and
-	// consumer group (migration 000003).
+	// consumer group (migrations 000003, 000015, 000016).
 	RollupTable = "deliveries_1m"
 )
 
@@ -68,12 +105,10 @@ type RefresherConfig struct {
 // same database: each pass computes complete minutes, and the newest
 // version of a minute wins.
 type Refresher struct {
-	conn       driver.Conn
-	db         string
-	deliveries string
-	rollup     string
-	slack      time.Duration
-	log        *slog.Logger
+	conn  driver.Conn
+	db    string
+	slack time.Duration
+	log   *slog.Logger
 
 	mu       sync.Mutex
 	loaded   bool
@@ -103,12 +138,10 @@ func NewRefresher(conn driver.Conn, cfg RefresherConfig) *Refresher {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Refresher{
-		conn:       conn,
-		db:         db,
-		deliveries: Table(db, DeliveriesTable),
-		rollup:     Table(db, RollupTable),
-		slack:      cmp.Or(cfg.Slack, DefaultRefreshSlack),
-		log:        log,
+		conn:  conn,
+		db:    db,
+		slack: cmp.Or(cfg.Slack, DefaultRefreshSlack),
+		log:   log,
 	}
 }
 
@@ -154,14 +187,13 @@ func (r *Refresher) refresh(ctx context.Context) (RefreshStats, error) {
 	began := time.Now()
 	var st RefreshStats
 	var now time.Time
-	if err := r.conn.QueryRow(ctx, "SELECT now()").Scan(&now); err != nil {
+	if err := r.conn.QueryRow(ctx, qServerNow.SQL(r.db)).Scan(&now); err != nil {
 		return st, fmt.Errorf("report: refresh %s: read server time: %w", r.db, err)
 	}
 	if !r.loaded {
 		var last time.Time
 		var version uint64
-		q := "SELECT max(refreshed_at), max(version) FROM " + r.rollup
-		if err := r.conn.QueryRow(ctx, q).Scan(&last, &version); err != nil {
+		if err := r.conn.QueryRow(ctx, qLastRefresh.SQL(r.db)).Scan(&last, &version); err != nil {
 			return st, fmt.Errorf("report: refresh %s: read previous refresh: %w", r.db, err)
 		}
 		if last.Unix() > 0 {
@@ -204,7 +236,7 @@ func (r *Refresher) dirtyMinutes(ctx context.Context) ([]int64, int, error) {
 	if !r.since.IsZero() {
 		from = time.Unix(r.since.Unix()-int64(r.slack/time.Second), 0) // DateTime has whole seconds
 	}
-	where := "inserted_at >= toDateTime(?)"
+	q := qDirtyMinutes
 	args := []any{UnixSeconds(from)}
 	nparts := 0
 	if !r.since.IsZero() {
@@ -217,13 +249,11 @@ func (r *Refresher) dirtyMinutes(ctx context.Context) ([]int64, int, error) {
 		}
 		nparts = len(parts)
 		if len(parts) <= DefaultMaxParts {
-			where += " AND has(?, _part)"
+			q = qDirtyMinutesOfParts
 			args = append(args, parts)
 		}
 	}
-	q := "SELECT DISTINCT toUInt32(toStartOfMinute(first_seen)) AS m FROM " + r.deliveries +
-		" WHERE " + where + " ORDER BY m"
-	rows, err := r.conn.Query(ctx, q, args...)
+	rows, err := r.conn.Query(ctx, q.SQL(r.db), args...)
 	if err != nil {
 		return nil, 0, fmt.Errorf("report: refresh %s: find changed minutes: %w", r.db, err)
 	}
@@ -244,9 +274,7 @@ func (r *Refresher) dirtyMinutes(ctx context.Context) ([]int64, int, error) {
 
 // newParts lists the active deliveries parts modified at or after from.
 func (r *Refresher) newParts(ctx context.Context, from time.Time) ([]string, error) {
-	rows, err := r.conn.Query(ctx, `SELECT name FROM system.parts
-		WHERE database = ? AND table = ? AND active AND modification_time >= toDateTime(?)`,
-		r.db, DeliveriesTable, UnixSeconds(from))
+	rows, err := r.conn.Query(ctx, qNewParts.SQL(r.db), r.db, DeliveriesTable, UnixSeconds(from))
 	if err != nil {
 		return nil, fmt.Errorf("report: refresh %s: list new parts: %w", r.db, err)
 	}
@@ -283,26 +311,14 @@ func ranges(minutes []int64) [][2]int64 {
 // recompute writes the rollup rows of the minutes in [from, to) (Unix
 // seconds) from deliveries FINAL.
 func (r *Refresher) recompute(ctx context.Context, from, to int64, now time.Time) error {
-	q := `INSERT INTO ` + r.rollup + ` (minute, topic, consumer_group, messages,
-		delivered, lost, late, duplicate, produce_failed, unaudited_producer, corrupted,
-		ack_known, e2e_known, ack_latency_us, e2e_latency_us, version, refreshed_at)
-	SELECT toStartOfMinute(first_seen) AS m, topic, consumer_group, count(),
-		countIf(status = ?), countIf(status = ?), countIf(status = ?), countIf(status = ?),
-		countIf(status = ?), countIf(status = ?), countIf(status = ?),
-		countIf(ack_latency_us >= 0), countIf(e2e_latency_us >= 0),
-		quantilesStateIf(0.5, 0.9, 0.99, 0.999)(ack_latency_us, ack_latency_us >= 0),
-		quantilesStateIf(0.5, 0.9, 0.99, 0.999)(e2e_latency_us, e2e_latency_us >= 0),
-		toUInt64(?), toDateTime(?)
-	FROM ` + r.deliveries + ` FINAL
-	WHERE first_seen >= toDateTime(?) AND first_seen < toDateTime(?)
-	GROUP BY m, topic, consumer_group`
+	lost := codecs.StatusLost.String()
 	args := []any{
-		codecs.StatusDelivered.String(), codecs.StatusLost.String(), codecs.StatusLate.String(),
+		codecs.StatusDelivered.String(), lost, CauseAuditGap, lost, CauseAuditGap, codecs.StatusLate.String(),
 		codecs.StatusDuplicate.String(), codecs.StatusProduceFailed.String(),
 		codecs.StatusUnauditedProducer.String(), codecs.StatusCorrupted.String(),
 		r.version, UnixSeconds(now), from, min(to, math.MaxUint32),
 	}
-	if err := r.conn.Exec(ctx, q, args...); err != nil {
+	if err := r.conn.Exec(ctx, qRecompute.SQL(r.db), args...); err != nil {
 		return fmt.Errorf("report: refresh %s: recompute %s to %s: %w", r.db,
 			time.Unix(from, 0).UTC().Format(time.DateTime), time.Unix(to, 0).UTC().Format(time.DateTime), err)
 	}

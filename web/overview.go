@@ -152,15 +152,7 @@ func (s *Server) overview(w http.ResponseWriter, r *http.Request) {
 			TopicURL:   q.url(q.window, g.Topic, ""),
 			GroupURL:   q.url(q.window, g.Topic, g.Group),
 		})
-		t := &page.Totals
-		t.Messages += g.Messages
-		t.Delivered += g.Delivered
-		t.Lost += g.Lost
-		t.Late += g.Late
-		t.Duplicate += g.Duplicate
-		t.ProduceFailed += g.ProduceFailed
-		t.UnauditedProducer += g.UnauditedProducer
-		t.Corrupted += g.Corrupted
+		page.Totals.Add(g.Counts)
 	}
 
 	points, err := report.Series(ctx, s.conn, s.cfg.Database, f, step)
@@ -204,6 +196,7 @@ func charts(points []report.Point, from, to time.Time, step time.Duration) (*cha
 	losses := barChart("Lost and late messages", per+", UTC", from, to, step, times, []seriesDef{
 		{Name: "lost", Class: "s-lost", Value: func(i int) float64 { return float64(points[i].Lost) }},
 		{Name: "late", Class: "s-late", Value: func(i int) float64 { return float64(points[i].Late) }},
+		{Name: "audit gap", Class: "s-gap", Value: func(i int) float64 { return float64(points[i].AuditGap) }},
 	})
 	return latency, losses
 }

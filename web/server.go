@@ -3,7 +3,8 @@
 // whose pages read ClickHouse through the report package:
 //
 //   - / : per topic and consumer group, over a time window (15m to 7d),
-//     expected, delivered, lost, late, duplicate and corrupted messages,
+//     expected, delivered, lost, audit-gap (LOST of cause audit_gap, not
+//     counted as lost), late, duplicate and corrupted messages,
 //     completeness and ack/end-to-end latency quantiles; charts of p50/p99
 //     end-to-end latency and of lost and late messages per minute; the
 //     latest anomalies (verdicts other than DELIVERED) linking to their

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -32,7 +33,7 @@ var now = time.Date(2026, 5, 1, 12, 30, 0, 0, time.UTC)
 // fixture writes a scenario with known verdicts and returns a dashboard on
 // it: topic orders, group billing has 5 delivered, 2 lost, 1 late (written
 // as LOST, then corrected), 1 duplicate; group search 3 delivered; topic
-// payments, group billing 1 corrupted.
+// payments, group billing 1 corrupted and 1 lost with cause audit_gap.
 func fixture(t *testing.T) (*web.Server, driver.Conn) {
 	t.Helper()
 	cfg := chtest.NewDatabase(t)
@@ -63,6 +64,9 @@ func fixture(t *testing.T) (*web.Server, driver.Conn) {
 		first = append(first, v("orders", "search", codecs.StatusDelivered, 40_000))
 	}
 	first = append(first, v("payments", "billing", codecs.StatusCorrupted, 30_000))
+	gap := v("payments", "billing", codecs.StatusLost, -1)
+	gap.Cause = store.CauseAuditGap
+	first = append(first, gap)
 	corrected := lateOne
 	corrected.Status, corrected.Seq, corrected.E2ELatencyUs, corrected.Cause = codecs.StatusLate, 2, 45_000_000, "consumed 45s after send"
 	for _, b := range []*sinks.Batch{{Verdicts: first}, {Verdicts: []codecs.Verdict{corrected}}} {
@@ -117,18 +121,32 @@ func TestOverview(t *testing.T) {
 		{"orders", "billing", "late", "1"},
 		{"orders", "billing", "duplicate", "1"},
 		{"orders", "billing", "completeness", "77.78%"},
-		{"orders", "billing", "e2e_p50", "20.00 ms"},
 		{"orders", "search", "delivered", "3"},
 		{"orders", "search", "completeness", "100.00%"},
-		{"orders", "search", "e2e_p99", "40.00 ms"},
 		{"payments", "billing", "corrupted", "1"},
+		{"payments", "billing", "audit_gap", "1"},
+		{"payments", "billing", "lost", "0"},
+		{"payments", "billing", "completeness", "100.00%"}, // the audit gap is not a loss
+		{"orders", "billing", "audit_gap", "0"},
 	} {
 		if got := cell(body, c.topic, c.group, c.key); got != c.want {
 			t.Errorf("%s/%s %s = %q, want %q", c.topic, c.group, c.key, got, c.want)
 		}
 	}
+	// Latencies come from the rollups' histograms: within
+	// store.LatencyRelativeError of the exact 20 ms and 40 ms.
+	for _, c := range []struct {
+		topic, group, key string
+		exactMs           float64
+	}{{"orders", "billing", "e2e_p50", 20}, {"orders", "search", "e2e_p99", 40}} {
+		got := cell(body, c.topic, c.group, c.key)
+		var ms float64
+		if _, err := fmt.Sscanf(got, "%f ms", &ms); err != nil || math.Abs(ms-c.exactMs) > store.LatencyRelativeError*c.exactMs+0.005 {
+			t.Errorf("%s/%s %s = %q, want %v ms ± %.2f%%", c.topic, c.group, c.key, got, c.exactMs, 100*store.LatencyRelativeError)
+		}
+	}
 	for _, want := range []string{
-		`data-k="expected">13<`, `data-k="lost">2<`, `data-k="late">1<`, // totals
+		`data-k="expected">14<`, `data-k="lost">2<`, `data-k="audit_gap">1<`, `data-k="late">1<`, // totals
 		`<polyline class="s-p50"`, `<rect class="s-lost"`, `<rect class="s-late"`,
 		`href="/trail?id=msg-08"`, // the late message, among the anomalies
 		`>consumed 45s after send<`,
@@ -137,9 +155,9 @@ func TestOverview(t *testing.T) {
 			t.Errorf("overview lacks %q", want)
 		}
 	}
-	// 3 LOST/LATE + 1 duplicate + 1 corrupted.
-	if n := strings.Count(body, `class="trail-link"`); n != 5 {
-		t.Errorf("%d anomalies listed, want 5", n)
+	// 3 LOST/LATE + 1 duplicate + 1 corrupted + 1 audit gap.
+	if n := strings.Count(body, `class="trail-link"`); n != 6 {
+		t.Errorf("%d anomalies listed, want 6", n)
 	}
 }
 

@@ -5,6 +5,11 @@
 // Tests that use it are integration tests: skipped with -short, and a server
 // that cannot be started fails the test, it is never skipped.
 //
+// Modern, NewModernDatabase and Engines give the same for ClickHouse 26.x,
+// run in the test process by libchdb (internal/chdb; fetched with npm and
+// cached on first use) and reached through ClickHouse's HTTP interface
+// (store.ProtocolHTTP). One engine per test binary, under Main/Run or not.
+//
 //	func TestMain(m *testing.M) { chtest.Main(m) }
 //
 //	func TestWrite(t *testing.T) {
@@ -28,6 +33,7 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
+	"github.com/kaudit/kaudit/internal/chdb"
 	"github.com/kaudit/kaudit/internal/chserver"
 	"github.com/kaudit/kaudit/internal/testing/itest"
 	"github.com/kaudit/kaudit/store"
@@ -52,6 +58,10 @@ var shared struct {
 	srv    *chserver.Server
 	err    error
 	dbSeq  int
+
+	modernTried bool
+	modern      *chdb.Server
+	modernErr   error
 }
 
 // Main runs the tests with one shared server and exits; use it as the
@@ -68,10 +78,18 @@ func Run(m *testing.M) int {
 	code := m.Run()
 
 	shared.mu.Lock()
-	srv := shared.srv
+	srv, modern := shared.srv, shared.modern
 	shared.mu.Unlock()
 	if srv != nil {
 		if err := srv.Stop(); err != nil {
+			fmt.Fprintln(os.Stderr, "chtest:", err)
+			if code == 0 {
+				code = 1
+			}
+		}
+	}
+	if modern != nil {
+		if err := modern.Stop(); err != nil {
 			fmt.Fprintln(os.Stderr, "chtest:", err)
 			if code == 0 {
 				code = 1
@@ -141,6 +159,61 @@ func NewDatabase(t testing.TB) store.Config {
 		}
 	})
 	return store.Config{Addr: srv.Addr(), Database: name}
+}
+
+// Modern returns the test binary's ClickHouse 26.x engine (libchdb behind
+// an HTTP listener), starting it at the first call. It is stopped by
+// Main/Run, or at the process's exit.
+func Modern(t testing.TB) *chdb.Server {
+	t.Helper()
+	itest.Integration(t)
+	shared.mu.Lock()
+	defer shared.mu.Unlock()
+	if !shared.modernTried {
+		shared.modernTried = true
+		ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+		defer cancel()
+		log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+		shared.modern, shared.modernErr = chdb.Start(ctx, chdb.Options{Logger: log})
+	}
+	if shared.modernErr != nil {
+		t.Fatalf("chtest: ClickHouse 26.x: %v", shared.modernErr)
+	}
+	return shared.modern
+}
+
+// NewModernDatabase is NewDatabase on the 26.x engine of Modern.
+func NewModernDatabase(t testing.TB) store.Config {
+	t.Helper()
+	srv := Modern(t)
+	shared.mu.Lock()
+	shared.dbSeq++
+	name := fmt.Sprintf("kt_%s_%d", sanitize(t.Name()), shared.dbSeq)
+	shared.mu.Unlock()
+	admin := store.Config{Addr: srv.Addr(), Database: "default", Protocol: store.ProtocolHTTP}
+	if err := exec(admin, "CREATE DATABASE IF NOT EXISTS "+store.QuoteIdent(name)); err != nil {
+		t.Fatalf("chtest: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := exec(admin, "DROP DATABASE IF EXISTS "+store.QuoteIdent(name)); err != nil {
+			t.Errorf("chtest: %v", err)
+		}
+	})
+	return store.Config{Addr: srv.Addr(), Database: name, Protocol: store.ProtocolHTTP}
+}
+
+// Engine is one ClickHouse version to run a test on.
+type Engine struct {
+	// Name is the version family, "18.16" or "26.x".
+	Name string
+	// NewDatabase makes a fresh database on it for the test.
+	NewDatabase func(testing.TB) store.Config
+}
+
+// Engines are the ClickHouse versions kaudit is tested on: Debian's 18.16
+// server (Start) and the 26.x engine (Modern).
+func Engines() []Engine {
+	return []Engine{{"18.16", NewDatabase}, {"26.x", NewModernDatabase}}
 }
 
 // Open connects to cfg and closes the connection when the test ends.

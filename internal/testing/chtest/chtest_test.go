@@ -3,6 +3,7 @@ package chtest_test
 import (
 	"context"
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/kaudit/kaudit/internal/testing/chtest"
@@ -62,5 +63,23 @@ func TestNewDatabaseIsDroppedAfterTest(t *testing.T) {
 		if exists(n) {
 			t.Errorf("database %s still exists after its test", n)
 		}
+	}
+}
+
+// Each engine's database is on the ClickHouse version it names.
+func TestEngines(t *testing.T) {
+	for _, e := range chtest.Engines() {
+		t.Run(e.Name, func(t *testing.T) {
+			cfg := e.NewDatabase(t)
+			conn := chtest.Open(t, cfg)
+			var version, db string
+			if err := conn.QueryRow(context.Background(), "SELECT version(), currentDatabase()").Scan(&version, &db); err != nil {
+				t.Fatal(err)
+			}
+			major := strings.SplitN(version, ".", 2)[0]
+			if os.Getenv(chtest.EnvAddr) == "" && major != strings.SplitN(e.Name, ".", 2)[0] || db != cfg.Database {
+				t.Errorf("engine %s: version %s, database %s (want %s)", e.Name, version, db, cfg.Database)
+			}
+		})
 	}
 }
