@@ -18,6 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/kaudit/kaudit/internal/testing/itest"
 	"github.com/kaudit/kaudit/proxy"
 )
 
@@ -67,7 +68,7 @@ func waitClosed(t *testing.T, c net.Conn, what string) {
 // connection is closed with its reason logged, the good client never
 // notices.
 func TestBadInput(t *testing.T) {
-	integration(t)
+	itest.Integration(t)
 	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "t"))
 	if err != nil {
 		t.Fatal(err)

@@ -20,6 +20,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/kaudit/kaudit/internal/testing/itest"
 	"github.com/kaudit/kaudit/proxy"
 	"github.com/kaudit/kaudit/proxy/auditors"
 	"github.com/kaudit/kaudit/proxy/traffic"
@@ -101,7 +102,7 @@ func newCerts(t *testing.T) certs {
 // CA), clients that reach the proxy over mutual TLS; the principal is the
 // client certificate's subject.
 func TestTLSBothSides(t *testing.T) {
-	integration(t)
+	itest.Integration(t)
 	cs := newCerts(t)
 	c, err := kfake.NewCluster(kfake.NumBrokers(2), kfake.SeedTopics(2, "tls-topic"),
 		kfake.TLS(&tls.Config{Certificates: []tls.Certificate{cs.server}}))
@@ -153,7 +154,7 @@ func TestTLSBothSides(t *testing.T) {
 // that only knows v1: the proxy bridges the tokens and names the
 // principal.
 func TestSASLHandshakeV0(t *testing.T) {
-	integration(t)
+	itest.Integration(t)
 	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "v0-topic"), kfake.EnableSASL(),
 		kfake.Superuser("PLAIN", "sam", "sam-secret"))
 	if err != nil {

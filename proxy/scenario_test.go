@@ -12,19 +12,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kaudit/kaudit/internal/proxyscript"
+	"github.com/kaudit/kaudit/internal/testing/itest"
+	"github.com/kaudit/kaudit/internal/testing/proxyscript"
 	"github.com/kaudit/kaudit/proxy"
 	"github.com/kaudit/kaudit/proxy/auditors"
 	"github.com/kaudit/kaudit/proxy/traffic"
 )
-
-// integration skips integration tests under -short.
-func integration(t *testing.T) {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("integration test (kfake, real clients); skipped with -short")
-	}
-}
 
 // testLogger logs to the test's output at debug level when -v is given.
 func testLogger(t *testing.T) *slog.Logger {
@@ -129,7 +122,7 @@ func flatten(evs []proxy.AuditEvent) (rows []proxyscript.Audit, authFailures []s
 // script: the audited resources exactly, the failed login, and the records
 // per principal and topic of the traffic observer.
 func TestScenario(t *testing.T) {
-	integration(t)
+	itest.Need(t, "kcat", proxyscript.PythonBin)
 	c := proxyscript.Cluster(t)
 	logPath := filepath.Join(t.TempDir(), "audit.jsonl")
 	f, err := os.Create(logPath)

@@ -9,6 +9,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/kaudit/kaudit/internal/testing/itest"
 	"github.com/kaudit/kaudit/proxy"
 	"github.com/kaudit/kaudit/proxy/auditors"
 	"github.com/kaudit/kaudit/proxy/traffic"
@@ -81,9 +82,7 @@ func TestConfluentShape(t *testing.T) {
 // TestKafkaAuditor writes events and traffic records to a kfake cluster and
 // reads them back from the audit topics.
 func TestKafkaAuditor(t *testing.T) {
-	if testing.Short() {
-		t.Skip("integration test (kfake); skipped with -short")
-	}
+	itest.Integration(t)
 	c, err := kfake.NewCluster(kfake.NumBrokers(1))
 	if err != nil {
 		t.Fatal(err)
