@@ -81,7 +81,7 @@
 //     addresses, so clients' cached metadata stays valid; it relearns the
 //     brokers from Config.Brokers, Discover, or the next client bootstrap.
 //
-// TestKill9 kills the kaudit-proxy binary mid-traffic and checks that
+// cmd/kaudit-proxy's TestKill9 kills the binary mid-traffic and checks that
 // clients carry on through a restarted proxy with nothing lost or corrupt.
 //
 // # Limits
