@@ -241,4 +241,3 @@ func (c *config) upstreamTLS() (*tls.Config, error) {
 	}
 	return cfg, nil
 }
-
