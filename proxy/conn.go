@@ -81,6 +81,9 @@ type pending struct {
 	saslUser  string
 	saslV0    bool // a SaslHandshake v0, sent to the broker as v1
 	rawToken  bool // a bridged SASL token: answer it unframed
+	// ready, if not nil, is closed once a streamed request has been read
+	// and inspected whole; the response side waits for it.
+	ready chan struct{}
 }
 
 func (p *Proxy) serve(raw net.Conn, node int32) {
@@ -238,10 +241,26 @@ func (c *conn) readRequests() {
 	defer close(c.inflight)
 	max := c.p.cfg.MaxFrameBytes
 	for {
-		frame, err := readFrame(c.cr, max)
+		size, err := readSize(c.cr, max)
 		if err != nil {
 			c.readFailed(err)
 			return
+		}
+		var frame []byte
+		if size >= streamMin && !c.rawSASL {
+			var ok bool
+			if frame, ok = c.streamProduce(size); ok {
+				continue
+			}
+			if frame == nil {
+				return
+			}
+		} else {
+			frame = make([]byte, size)
+			if err := readBody(c.cr, frame, 0, size); err != nil {
+				c.readFailed(err)
+				return
+			}
 		}
 		if c.rawSASL {
 			if !c.bridgeToken(frame) {
@@ -313,6 +332,135 @@ func (c *conn) readRequests() {
 			}
 		}
 	}
+}
+
+// streamMin is the size from which Produce requests are forwarded as they
+// arrive (cut-through) instead of after they arrived whole.
+const streamMin = 64 << 10
+
+// streamHead is how much of a large frame is read before deciding to
+// stream it: enough for the header and a Produce request's acks.
+const streamHead = 1024
+
+var framePool sync.Pool // *[]byte, for streamed Produce frames
+
+// streamProduce reads a large frame's head; if it is a Produce request it
+// forwards it while it arrives and returns ok. Otherwise it reads the rest
+// and returns the whole frame (nil if the connection failed).
+func (c *conn) streamProduce(size int) (frame []byte, ok bool) {
+	bp, _ := framePool.Get().(*[]byte)
+	if bp == nil || cap(*bp) < size {
+		b := make([]byte, size)
+		bp = &b
+	}
+	buf := (*bp)[:size]
+	head := min(size, streamHead)
+	if err := readBody(c.cr, buf[:head], 0, size); err != nil {
+		c.readFailed(err)
+		return nil, false
+	}
+	hdr, herr := ParseRequestHeader(buf[:head])
+	acks, aok := int16(0), false
+	if herr == nil && hdr.Key == 0 {
+		acks, aok = produceAcks(buf[hdr.BodyOffset:head], hdr.Version, hdr.Flexible)
+	}
+	if !aok {
+		// Not a Produce request, or an odd one: read it whole.
+		whole := make([]byte, size)
+		copy(whole, buf[:head])
+		framePool.Put(bp)
+		if err := readBody(c.cr, whole[:size], head, size); err != nil {
+			c.readFailed(err)
+			return nil, false
+		}
+		return whole, false
+	}
+	now := c.p.cfg.Now()
+	c.p.stats.requests.Add(1)
+	pd := &pending{hdr: hdr, start: now, size: size, principal: c.currentPrincipal(), acks: acks, ready: make(chan struct{})}
+	k := c.key()
+	k.clientID = hdr.ClientID
+	pd.group = c.p.groups.get(k)
+	inspected := false
+	defer func() {
+		if !inspected {
+			close(pd.ready)
+		}
+	}()
+	if acks != 0 && !c.push(pd) {
+		return nil, false
+	}
+	var sz [4]byte
+	binary.BigEndian.PutUint32(sz[:], uint32(size))
+	c.uw.Write(sz[:])
+	if _, err := c.uw.Write(buf[:head]); err != nil {
+		c.fail("broker", fmt.Errorf("write request: %w", err))
+		return nil, false
+	}
+	for off := head; off < size; {
+		n, err := c.cr.Read(buf[off:min(size, off+64<<10)])
+		if n > 0 {
+			if _, werr := c.uw.Write(buf[off : off+n]); werr != nil {
+				c.fail("broker", fmt.Errorf("write request: %w", werr))
+				return nil, false
+			}
+			off += n
+		}
+		if err != nil {
+			// The broker has part of a frame: that connection is spoilt.
+			c.fail("client", &FrameError{Reason: fmt.Sprintf("peer closed inside a frame (%d of %d bytes)", off, size), Truncated: true})
+			return nil, false
+		}
+	}
+	if err := c.uw.Flush(); err != nil {
+		c.fail("broker", fmt.Errorf("write request: %w", err))
+		return nil, false
+	}
+	req := kmsg.NewPtrProduceRequest()
+	req.SetVersion(hdr.Version)
+	if err := req.ReadFrom(buf[hdr.BodyOffset:]); err != nil {
+		c.fail("client", frameErrorf("malformed %s v%d request: %v", APIName(hdr.Key), hdr.Version, err))
+		return nil, false
+	}
+	pd.req = req
+	c.inspectRequest(pd) // copies what it keeps; the records are dropped
+	inspected = true
+	close(pd.ready)
+	framePool.Put(bp)
+	if acks == 0 {
+		c.complete(pd, nil, 0, now)
+	}
+	return nil, true
+}
+
+// produceAcks reads acks from the start of a Produce request body.
+func produceAcks(body []byte, version int16, flexible bool) (int16, bool) {
+	off := 0
+	if version >= 3 { // transactional_id first
+		if flexible {
+			l, n := binary.Uvarint(body)
+			if n <= 0 {
+				return 0, false
+			}
+			off = n
+			if l > 0 {
+				off += int(l - 1)
+			}
+		} else {
+			if len(body) < 2 {
+				return 0, false
+			}
+			l := int(int16(binary.BigEndian.Uint16(body)))
+			off = 2
+			if l > 0 {
+				off += l
+			}
+		}
+	}
+	if off+2 > len(body) {
+		return 0, false
+	}
+	return int16(binary.BigEndian.Uint16(body[off:])), true
 }
 
 // readFailed handles a failed read from the client.
@@ -513,6 +661,9 @@ func (c *conn) readResponses() {
 // handleResponse decodes, learns from, rewrites, observes and audits one
 // response; it returns the frame to send to the client.
 func (c *conn) handleResponse(pd *pending, frame []byte, now time.Time) ([]byte, error) {
+	if pd.ready != nil {
+		<-pd.ready
+	}
 	key := pd.hdr.Key
 	corr, off, err := responseBodyOffset(frame, key, pd.hdr.Flexible)
 	if err != nil {
@@ -610,6 +761,9 @@ func (c *conn) inspectResponse(pd *pending, resp kmsg.Response) {
 // is nil if the response never came, could not be decoded, or was not
 // needed; size is the response's size (0: none).
 func (c *conn) complete(pd *pending, resp kmsg.Response, size int, now time.Time) {
+	if pd.ready != nil {
+		<-pd.ready
+	}
 	p := c.p
 	if len(p.obsQ) > 0 {
 		req := &RequestInfo{

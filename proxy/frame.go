@@ -41,30 +41,47 @@ var errCleanEOF = errors.New("connection closed between frames")
 // of the frame arrived; a frame larger than max, a FrameError without
 // reading it.
 func readFrame(r *bufio.Reader, max int) ([]byte, error) {
+	l, err := readSize(r, max)
+	if err != nil {
+		return nil, err
+	}
+	buf := make([]byte, l)
+	if err := readBody(r, buf, 0, l); err != nil {
+		return nil, err
+	}
+	return buf, nil
+}
+
+// readSize reads a frame's 4-byte size and checks it against max.
+func readSize(r *bufio.Reader, max int) (int, error) {
 	var size [4]byte
 	n, err := io.ReadFull(r, size[:])
 	if err != nil {
 		if n == 0 && errors.Is(err, io.EOF) {
-			return nil, errCleanEOF
+			return 0, errCleanEOF
 		}
 		if errors.Is(err, io.ErrUnexpectedEOF) {
-			return nil, &FrameError{Reason: fmt.Sprintf("peer closed inside a frame's size (%d of 4 bytes)", n), Truncated: true}
+			return 0, &FrameError{Reason: fmt.Sprintf("peer closed inside a frame's size (%d of 4 bytes)", n), Truncated: true}
 		}
-		return nil, err
+		return 0, err
 	}
 	l := int32(binary.BigEndian.Uint32(size[:]))
 	if l < 0 || int64(l) > int64(max) {
-		return nil, frameErrorf("frame of %d bytes is over the limit of %d bytes", l, max)
+		return 0, frameErrorf("frame of %d bytes is over the limit of %d bytes", l, max)
 	}
-	buf := make([]byte, l)
-	n, err = io.ReadFull(r, buf)
+	return int(l), nil
+}
+
+// readBody fills buf[from:] of a frame of total bytes.
+func readBody(r *bufio.Reader, buf []byte, from, total int) error {
+	n, err := io.ReadFull(r, buf[from:])
 	if err != nil {
 		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-			return nil, &FrameError{Reason: fmt.Sprintf("peer closed inside a frame (%d of %d bytes)", n, l), Truncated: true}
+			return &FrameError{Reason: fmt.Sprintf("peer closed inside a frame (%d of %d bytes)", from+n, total), Truncated: true}
 		}
-		return nil, err
+		return err
 	}
-	return buf, nil
+	return nil
 }
 
 // RequestHeader is the parsed header of a request frame.
