@@ -111,7 +111,12 @@ func Cluster(t testing.TB, opts ...kfake.Opt) *kfake.Cluster {
 // AdminOpts are franz-go options that reach c directly (not through a
 // proxy) as the superuser.
 func AdminOpts(c *kfake.Cluster) []kgo.Opt {
-	return []kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...), kgo.SASL(scram.Auth{User: AdminUser, Pass: AdminPass}.AsSha256Mechanism())}
+	return []kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...), AdminAuth()}
+}
+
+// AdminAuth logs a franz-go client in as the superuser.
+func AdminAuth() kgo.Opt {
+	return kgo.SASL(scram.Auth{User: AdminUser, Pass: AdminPass}.AsSha256Mechanism())
 }
 
 // Audit is one audited resource as the script expects it.
