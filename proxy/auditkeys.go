@@ -647,14 +647,6 @@ func auditProduce(req *kmsg.ProduceRequest, resp kmsg.Response, names topicNamer
 }
 
 func auditFetch(req *kmsg.FetchRequest, resp kmsg.Response, names topicNamer) []Resource {
-	for _, t := range req.Topics {
-		fmt.Printf("DEBUG fetch req topic %q id %x resp %T\n", t.Topic, t.TopicID, resp)
-	}
-	if r, ok := resp.(*kmsg.FetchResponse); ok {
-		for _, t := range r.Topics {
-			fmt.Printf("DEBUG fetch resp topic %q id %x parts %d err %d\n", t.Topic, t.TopicID, len(t.Partitions), t.Partitions[0].ErrorCode)
-		}
-	}
 	codes := map[string]int16{}
 	if resp, ok := resp.(*kmsg.FetchResponse); ok {
 		if denied(resp.ErrorCode) { // v7+: the whole fetch (e.g. a replica fetch)
