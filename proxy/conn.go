@@ -398,7 +398,7 @@ func (c *conn) streamProduce(size int) (frame []byte, ok bool) {
 		return nil, false
 	}
 	for off := head; off < size; {
-		n, err := c.cr.Read(buf[off:min(size, off+64<<10)])
+		n, err := c.cr.Read(buf[off:min(size, off+256<<10)])
 		if n > 0 {
 			if _, werr := c.uw.Write(buf[off : off+n]); werr != nil {
 				c.fail("broker", fmt.Errorf("write request: %w", werr))
