@@ -183,7 +183,7 @@ func run(cfg config, log *slog.Logger) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(p.Collector())
 	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return cfg.Serve(ctx, reg) })
+	g.Go(func() error { return cfg.Serve(ctx, reg, nil) })
 	g.Go(func() error { return p.Run(ctx) })
 	return g.Wait()
 }
