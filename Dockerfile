@@ -1,4 +1,4 @@
-# kaudit's image: the three binaries (kaudit, kaudit-correlator, kaudit-sink)
+# kaudit's image: the binaries (kaudit, kaudit-correlator, kaudit-sink, kaudit-proxy)
 # on a distroless, non-root base. docker-compose.yml builds it as kaudit:dev;
 # each service picks its binary with `command:`.
 #
@@ -13,7 +13,7 @@ ENV CGO_ENABLED=0
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
-RUN go build -trimpath -ldflags='-s -w' -o /out/ ./cmd/kaudit ./cmd/kaudit-correlator ./cmd/kaudit-sink
+RUN go build -trimpath -ldflags='-s -w' -o /out/ ./cmd/kaudit ./cmd/kaudit-correlator ./cmd/kaudit-sink ./cmd/kaudit-proxy
 # The correlator's storage dir, owned by distroless' nonroot user (65532), so a
 # fresh named volume mounted there inherits a writable directory.
 RUN mkdir -p /out/state/correlator
@@ -21,7 +21,7 @@ RUN mkdir -p /out/state/correlator
 # Runtime stage: static binaries need only CA certificates and tzdata, which
 # distroless/static ships.
 FROM gcr.io/distroless/static-debian12:nonroot
-COPY --from=build /out/kaudit /out/kaudit-correlator /out/kaudit-sink /usr/local/bin/
+COPY --from=build /out/kaudit /out/kaudit-correlator /out/kaudit-sink /out/kaudit-proxy /usr/local/bin/
 COPY --from=build --chown=65532:65532 /out/state /var/lib/kaudit
 USER 65532:65532
 WORKDIR /var/lib/kaudit

@@ -6,12 +6,12 @@ BENCHTIME ?= 1s
 # with this tag, so `go build ./...` needs nothing but Go.
 TAGS     ?= rdkafka
 
-.PHONY: all build demo test test-unit test-integration deps vet bench bench-plugin plugin fuzz clean
+.PHONY: all build demo test test-unit test-integration deps vet bench bench-plugin bench-proxy plugin fuzz clean
 
 all: build
 
 build:
-	$(GO) build -o bin/ ./cmd/kaudit ./cmd/kaudit-correlator ./cmd/kaudit-sink
+	$(GO) build -o bin/ ./cmd/kaudit ./cmd/kaudit-correlator ./cmd/kaudit-sink ./cmd/kaudit-proxy
 
 ## demo: the whole pipeline on the embedded broker and a local ClickHouse.
 ##       DURATION=30s make demo stops by itself and prints a summary.
@@ -39,7 +39,7 @@ vet:
 	$(GO) vet -tags '$(TAGS)' ./...
 
 ## bench: the speed goals, as Go benchmarks.
-bench: deps bench-plugin
+bench: deps bench-plugin bench-proxy
 	$(GO) test -tags '$(TAGS)' -run='^$$' -bench=. -benchmem -benchtime=$(BENCHTIME) ./...
 
 ## plugin: the librdkafka plugin (kcat, confluent-kafka, ... load it with
@@ -52,6 +52,11 @@ plugin:
 bench-plugin: deps plugin
 	$(GO) run ./cmd/kaudit-rdkafka/benchkcat -plugin bin/kaudit-rdkafka.so -n 200000
 
+## bench-proxy: kcat producing 1,000,000 messages directly and through
+##              kaudit-proxy: throughput ratio and added produce latency.
+bench-proxy: deps
+	$(GO) run ./cmd/kaudit-proxy/benchkcat -n 1000000 -rounds 5
+
 ## fuzz: run each fuzz target for a while.
 fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzUnmarshalEvent -fuzztime=30s ./codecs/
@@ -59,6 +64,8 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzDecodeEvent -fuzztime=30s ./codecs/
 	$(GO) test -run='^$$' -fuzz=FuzzParseInterceptorRecord -fuzztime=30s ./codecs/
 	$(GO) test -run='^$$' -fuzz=FuzzUnmarshalTrail -fuzztime=30s ./processors/correlator/
+	$(GO) test -run='^$$' -fuzz=FuzzParseRequest -fuzztime=30s ./proxy/
+	$(GO) test -run='^$$' -fuzz=FuzzRewriteResponse -fuzztime=30s ./proxy/
 
 clean:
 	rm -rf bin .kaudit

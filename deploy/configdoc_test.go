@@ -28,6 +28,7 @@ func TestConfigurationReference(t *testing.T) {
 	}
 	section("kaudit-correlator", "kaudit-correlator")
 	section("kaudit-sink", "kaudit-sink")
+	section("kaudit-proxy", "kaudit-proxy")
 	top := runHelp(t, bins["kaudit"], nil, nil)
 	section("kaudit", "kaudit")
 	for _, sub := range subcommands(top) {

@@ -41,6 +41,10 @@ type RunnerConfig struct {
 	// "topics"); an empty one is not read.
 	VerdictsTopic string
 	EventsTopic   string
+	// AdminTopic and TrafficTopic are kaudit-proxy's topics (kaudit.admin,
+	// kaudit.traffic); an empty one is not read.
+	AdminTopic   string
+	TrafficTopic string
 	// BatchSize is the most records handed to the sink at once.
 	BatchSize int
 	// FlushInterval is the longest a read record waits for its batch.
@@ -64,7 +68,7 @@ func (c *RunnerConfig) setDefaults() error {
 	if c.Group == "" {
 		return errors.New("sinks: no consumer group")
 	}
-	if c.VerdictsTopic == "" && c.EventsTopic == "" {
+	if c.VerdictsTopic == "" && c.EventsTopic == "" && c.AdminTopic == "" && c.TrafficTopic == "" {
 		return errors.New("sinks: no topics to read")
 	}
 	if c.BatchSize <= 0 {
@@ -148,7 +152,7 @@ type pending struct {
 // the first bad record.
 func (r *Runner) Run(ctx context.Context) error {
 	var topics []string
-	for _, t := range []string{r.cfg.VerdictsTopic, r.cfg.EventsTopic} {
+	for _, t := range []string{r.cfg.VerdictsTopic, r.cfg.EventsTopic, r.cfg.AdminTopic, r.cfg.TrafficTopic} {
 		if t != "" {
 			topics = append(topics, t)
 		}
@@ -224,6 +228,9 @@ func (r *Runner) add(p *pending, rec *kgo.Record) error {
 		p.since = time.Now()
 	}
 	p.records++
+	if ok, err := r.addProxy(p, rec); ok {
+		return err
+	}
 	var err error
 	switch {
 	case len(rec.Value) == 0:

@@ -10,6 +10,7 @@ import (
 	"context"
 
 	"github.com/kaudit/kaudit/codecs"
+	"github.com/kaudit/kaudit/proxy/traffic"
 )
 
 // Position is where a record was read in Kafka.
@@ -30,10 +31,13 @@ type EventRecord struct {
 type Batch struct {
 	Events   []EventRecord
 	Verdicts []codecs.Verdict
+	// Admin and Traffic are kaudit-proxy's audit (see proxyrecords.go).
+	Admin   []AdminRow
+	Traffic []traffic.Record
 }
 
 // Len is the number of items in b.
-func (b *Batch) Len() int { return len(b.Events) + len(b.Verdicts) }
+func (b *Batch) Len() int { return len(b.Events) + len(b.Verdicts) + len(b.Admin) + len(b.Traffic) }
 
 // Sink writes batches. WriteBatch must be idempotent: after an error, or after
 // a restart before offsets were committed, the runner writes the same records

@@ -11,7 +11,7 @@ import (
 
 // RetentionTables are the tables DropBefore trims. Each is partitioned by
 // day (toYYYYMMDD of its time column), so a partition ID is a date.
-var RetentionTables = []string{EventsTable, DeliveriesTable, RollupTable}
+var RetentionTables = []string{EventsTable, DeliveriesTable, RollupTable, AdminAuditTable, ClientTrafficTable}
 
 var (
 	qPartitions = NewQuery("store.retention.partitions", `SELECT table, partition_id, sum(rows)

@@ -15,6 +15,8 @@ var funcs = template.FuncMap{
 	"statusClass": statusClass,
 	"utc":         formatUTC,
 	"int64f":      func(i int64) float64 { return float64(i) },
+	"bytes":       report.FormatBytes,
+	"div":         func(a, b float64) float64 { return a / b },
 }
 
 // statusClass is the CSS class of a verdict status: ok, warn or bad.

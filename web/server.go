@@ -10,6 +10,11 @@
 //     latest anomalies (verdicts other than DELIVERED) linking to their
 //     trails. ?window=1h&topic=T&group=G narrow it down.
 //   - /trail?id=<correlation ID>: one message's audit events and verdicts.
+//   - /clients: kaudit-proxy's client traffic: per topic, which principals
+//     and client ids produce and consume, records and bytes, records per
+//     minute, and the client–topic graph. ?window=&topic=&principal=.
+//   - /admin: kaudit-proxy's admin audit: who did what, allowed or denied.
+//     ?window=&principal=&method=&resource=&denied=1.
 //
 // Templates, styles and everything else the pages need are embedded in the
 // binary; the pages load nothing from elsewhere, so the dashboard works
@@ -105,8 +110,8 @@ func New(conn driver.Conn, cfg Config) (*Server, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{conn: conn, cfg: cfg, log: log, pages: map[string]*template.Template{}}
-	for _, page := range []string{"overview", "trail", "message"} {
-		t, err := template.New(page).Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/"+page+".html")
+	for _, page := range []string{"overview", "trail", "message", "clients", "admin"} {
+		t, err := template.New(page).Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/chart.html", "templates/"+page+".html")
 		if err != nil {
 			return nil, fmt.Errorf("web: parse template %s: %w", page, err)
 		}
@@ -119,6 +124,8 @@ func New(conn driver.Conn, cfg Config) (*Server, error) {
 	s.mux = http.NewServeMux()
 	s.mux.HandleFunc("GET /{$}", s.overview)
 	s.mux.HandleFunc("GET /trail", s.trail)
+	s.mux.HandleFunc("GET /clients", s.clients)
+	s.mux.HandleFunc("GET /admin", s.admin)
 	s.mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static)))
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")

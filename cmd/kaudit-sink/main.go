@@ -39,6 +39,8 @@ type config struct {
 	Group         string        `help:"Consumer group of this sink (default kaudit-sink-<sink>)." env:"KAUDIT_SINK_GROUP"`
 	VerdictsTopic string        `help:"Verdicts topic to read; empty to skip." env:"KAUDIT_VERDICTS_TOPIC" default:"${verdicts_topic}"`
 	EventsTopic   string        `help:"Raw audit events topic to read; empty to skip (the log sink skips it by default)." env:"KAUDIT_EVENTS_TOPIC" default:"${events_topic}"`
+	AdminTopic    string        `help:"kaudit-proxy's admin audit topic to read; empty to skip." env:"KAUDIT_ADMIN_TOPIC" default:"kaudit.admin"`
+	TrafficTopic  string        `help:"kaudit-proxy's traffic topic to read; empty to skip." env:"KAUDIT_TRAFFIC_TOPIC" default:"kaudit.traffic"`
 	BatchSize     int           `name:"batch.size" help:"Most records written in one batch." env:"KAUDIT_BATCH_SIZE" default:"10000"`
 	FlushInterval time.Duration `name:"flush.interval" help:"Longest a read record waits for its batch to be written." env:"KAUDIT_FLUSH_INTERVAL" default:"1s"`
 	Tolerance     string        `name:"errors.tolerance" help:"On an undecodable record: all (dead-letter it and go on) or none (stop)." env:"KAUDIT_ERRORS_TOLERANCE" default:"all" enum:"all,none"`
@@ -66,11 +68,11 @@ func run(cfg config) error {
 		return err
 	}
 	var sink sinks.Sink
-	eventsTopic := cfg.EventsTopic
+	eventsTopic, adminTopic, trafficTopic := cfg.EventsTopic, cfg.AdminTopic, cfg.TrafficTopic
 	switch cfg.Sink {
 	case "log":
 		sink = sinks.NewLogSink(os.Stdout, false)
-		eventsTopic = ""
+		eventsTopic, adminTopic, trafficTopic = "", "", ""
 	default:
 		s, err := openClickHouse(ctx, cfg.ClickHouse.Config(), cfg.Migrate, log)
 		if err != nil {
@@ -90,6 +92,8 @@ func run(cfg config) error {
 		Group:           group,
 		VerdictsTopic:   cfg.VerdictsTopic,
 		EventsTopic:     eventsTopic,
+		AdminTopic:      adminTopic,
+		TrafficTopic:    trafficTopic,
 		BatchSize:       cfg.BatchSize,
 		FlushInterval:   cfg.FlushInterval,
 		ErrorsTolerance: cfg.Tolerance,

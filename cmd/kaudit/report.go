@@ -18,6 +18,10 @@ type reportCmd struct {
 	Topic     string   `help:"Only this topic."`
 	Group     string   `help:"Only this consumer group."`
 	NoRefresh bool     `help:"Do not bring the per-minute rollups up to date first (for users who may only read; the numbers may lag)."`
+	Clients   bool     `help:"Print kaudit-proxy's client traffic instead: who produces to and consumes from each topic."`
+	Admin     bool     `help:"Print kaudit-proxy's admin audit instead: who did what, allowed or denied."`
+	Principal string   `help:"With --clients or --admin: only this principal (e.g. User:alice)."`
+	Denied    bool     `help:"With --admin: only denied operations."`
 }
 
 func (c *reportCmd) Run() error {
@@ -27,13 +31,29 @@ func (c *reportCmd) Run() error {
 		return err
 	}
 	defer conn.Close()
+	since := time.Now().Add(-time.Duration(c.Since)).Truncate(time.Minute)
+	switch {
+	case c.Clients:
+		rows, err := report.ClientFlows(ctx, conn, cfg.Database, report.ClientFilter{Since: since, Topic: c.Topic, Principal: c.Principal})
+		if err != nil {
+			return err
+		}
+		fmt.Printf("Client traffic through kaudit-proxy since %s UTC (%s):\n\n", since.UTC().Format(time.DateTime), c.ClickHouse.String())
+		return report.FormatClientFlows(os.Stdout, rows)
+	case c.Admin:
+		rows, err := report.AdminAudit(ctx, conn, cfg.Database, report.AuditFilter{Since: since, Principal: c.Principal, Resource: c.Topic, Denied: c.Denied})
+		if err != nil {
+			return err
+		}
+		fmt.Printf("Admin operations audited by kaudit-proxy since %s UTC (%s), newest first:\n\n", since.UTC().Format(time.DateTime), c.ClickHouse.String())
+		return report.FormatAdminAudit(os.Stdout, rows)
+	}
 	if !c.NoRefresh {
 		r := store.NewRefresher(conn, store.RefresherConfig{Database: cfg.Database})
 		if _, err := r.Refresh(ctx); err != nil {
 			return fmt.Errorf("%w (--no-refresh reads the rollups as they are)", err)
 		}
 	}
-	since := time.Now().Add(-time.Duration(c.Since)).Truncate(time.Minute)
 	rows, err := report.Overview(ctx, conn, cfg.Database, report.Filter{Since: since, Topic: c.Topic, Group: c.Group})
 	if err != nil {
 		return err

@@ -135,6 +135,9 @@ func (s *Sink) WriteBatch(ctx context.Context, b *sinks.Batch) error {
 			return err
 		}
 	}
+	if err := s.writeProxy(ctx, b); err != nil {
+		return err
+	}
 	s.log.Debug("clickhouse sink wrote batch", "database", s.database,
 		"events", len(b.Events), "verdicts", len(b.Verdicts), "took", time.Since(began))
 	return nil

@@ -103,6 +103,13 @@ func Run(ctx context.Context, cfg Config) error {
 	brokers := []string{broker.Addr()}
 	fmt.Fprintf(out, "kafka:      embedded kfake broker at %s (data in %s)\n", broker.Addr(), filepath.Join(cfg.StateDir, "kafka"))
 
+	// 1b. kaudit-proxy in front of it, for the demo's clients (proxy.go).
+	proxyAddr, stopProxy, err := startProxy(ctx, out, broker, log)
+	if err != nil {
+		return err
+	}
+	defer stopProxy()
+
 	// 2. ClickHouse: the configured server if it answers, else a local one.
 	chcfg := cfg.ClickHouse.WithDefaults()
 	conn, stopCH, local, err := clickhouse(ctx, cfg, &chcfg)
@@ -155,7 +162,7 @@ func Run(ctx context.Context, cfg Config) error {
 	demoGroups := append([]traffic.Group(nil), groups...)
 	demoGroups[2].StopAfter = archiverLife
 	tr, err := traffic.New(traffic.Config{
-		Brokers: brokers, Emitter: em, Topic: cfg.Topic, Rate: cfg.Rate, Groups: demoGroups, Logger: log,
+		Brokers: []string{proxyAddr}, Emitter: em, Topic: cfg.Topic, Rate: cfg.Rate, Groups: demoGroups, Logger: log,
 	})
 	if err != nil {
 		return err
@@ -183,6 +190,11 @@ func Run(ctx context.Context, cfg Config) error {
 	defer stopProd()
 	prodDone := make(chan error, 1)
 	go func() { prodDone <- tr.Produce(prodCtx) }()
+	go func() {
+		if err := adminOps(ctx, out, broker, proxyAddr); err != nil {
+			log.Warn("demo: admin operations", "err", err)
+		}
+	}()
 
 	prog := newProgress(out, p, tr, em, start)
 	tick := time.NewTicker(2 * time.Second)

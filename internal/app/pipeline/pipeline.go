@@ -18,6 +18,7 @@ import (
 	"github.com/kaudit/kaudit/processors/correlator"
 	"github.com/kaudit/kaudit/processors/expectations"
 	"github.com/kaudit/kaudit/processors/learner"
+	"github.com/kaudit/kaudit/proxy/auditors"
 	"github.com/kaudit/kaudit/sinks"
 	chsink "github.com/kaudit/kaudit/sinks/clickhouse"
 )
@@ -89,6 +90,8 @@ func New(cfg Config) (*Pipeline, error) {
 		Group:         cfg.SinkGroup,
 		VerdictsTopic: audit.DefaultVerdictsTopic,
 		EventsTopic:   audit.DefaultEventsTopic,
+		AdminTopic:    auditors.DefaultAdminTopic,
+		TrafficTopic:  auditors.DefaultTrafficTopic,
 		DLQTopic:      audit.DefaultDLQTopic,
 		BatchSize:     cfg.BatchSize,
 		FlushInterval: cfg.FlushInterval,
