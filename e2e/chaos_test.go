@@ -251,6 +251,7 @@ func TestChaos(t *testing.T) {
 		}
 		return len(missing) == 0, strings.Join(missing, ", ")
 	})
+	t.Logf("%5.1fs consumers caught up", time.Since(began).Seconds())
 	for _, p := range []*proc{pay2, ledger} {
 		p.send("stop")
 		p.waitLine("stopped", 30*time.Second)
@@ -362,10 +363,23 @@ func TestChaos(t *testing.T) {
 	}
 	var missing, wrong, extra int
 	var detail []string
+	lastLog := time.Now()
 	waitFor(t, 3*time.Minute, "ClickHouse to hold exactly the expected verdicts", func() (bool, string) {
 		missing, wrong, extra, detail = compare()
+		if time.Since(lastLog) > 10*time.Second {
+			lastLog = time.Now()
+			kinds := map[string]int{}
+			for _, d := range detail {
+				f := strings.Fields(d)
+				if len(f) > 0 && f[0] == "missing" {
+					kinds[strings.SplitN(f[1], "/", 2)[1]+" "+strings.Trim(f[len(f)-1], ")")]++
+				}
+			}
+			t.Logf("%5.1fs %d missing %v, %d wrong, %d extra", time.Since(began).Seconds(), missing, kinds, wrong, extra)
+		}
 		return missing+wrong+extra == 0, fmt.Sprintf("%d missing, %d wrong, %d extra: %v", missing, wrong, extra, detail[:min(8, len(detail))])
 	})
+	t.Logf("%5.1fs ClickHouse holds exactly the expected verdicts", time.Since(began).Seconds())
 	t.Logf("%d kills of kaudit processes (correlators and sink) and one consumer; %d verdicts compared: 0 missing, 0 wrong, 0 extra",
 		kills, len(want))
 }

@@ -246,6 +246,9 @@ type Correlator struct {
 
 	procMu sync.Mutex
 	proc   *goka.Processor
+
+	policiesMu sync.Mutex
+	policies   map[string]cachedPolicy
 }
 
 // New returns a correlator for cfg.
@@ -293,8 +296,38 @@ func (c *Correlator) Graph() *goka.GroupGraph {
 	)
 }
 
-// policyFor returns what the correlator knows about topic now.
+// policyTTL is how long a topic's policy (its expectations, read from two
+// lookup tables whose values are JSON) is reused: an expectation set with
+// kaudit expect takes effect at most this late.
+const policyTTL = time.Second
+
+type cachedPolicy struct {
+	p  policy
+	at time.Time
+}
+
+// policyFor returns what the correlator knows about topic now, from a cache
+// refreshed every policyTTL.
 func (c *Correlator) policyFor(ctx goka.Context, topic string) policy {
+	now := time.Now()
+	c.policiesMu.Lock()
+	cp, ok := c.policies[topic]
+	c.policiesMu.Unlock()
+	if ok && now.Sub(cp.at) < policyTTL {
+		return cp.p
+	}
+	p := c.readPolicy(ctx, topic)
+	c.policiesMu.Lock()
+	if c.policies == nil || len(c.policies) > 100_000 {
+		c.policies = map[string]cachedPolicy{}
+	}
+	c.policies[topic] = cachedPolicy{p: p, at: now}
+	c.policiesMu.Unlock()
+	return p
+}
+
+// readPolicy reads the policy of topic from the lookup tables.
+func (c *Correlator) readPolicy(ctx goka.Context, topic string) policy {
 	p := policy{deadline: c.cfg.DefaultDeadline, warmup: c.cfg.LearnWarmup, forget: c.cfg.LearnForget}
 	var fromFile *expectations.Expectation
 	for _, e := range c.cfg.Expectations {

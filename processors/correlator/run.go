@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -33,11 +34,11 @@ func (c *Correlator) EnsureTopics() error {
 	defer tm.Close()
 	c.warnReplication()
 	for _, t := range []string{c.cfg.EventsTopic, c.cfg.VerdictsTopic, c.cfg.DLQTopic} {
-		if err := tm.EnsureStreamExists(t, c.cfg.Partitions); err != nil {
+		if err := ensure(func() error { return tm.EnsureStreamExists(t, c.cfg.Partitions) }); err != nil {
 			return fmt.Errorf("correlator: ensure topic %s: %w", t, err)
 		}
 	}
-	if err := tm.EnsureTableExists(c.cfg.ExpectationsTopic, 1); err != nil {
+	if err := ensure(func() error { return tm.EnsureTableExists(c.cfg.ExpectationsTopic, 1) }); err != nil {
 		return fmt.Errorf("correlator: ensure topic %s: %w", c.cfg.ExpectationsTopic, err)
 	}
 	// The learner's table is looked up: it must exist before the
@@ -47,10 +48,21 @@ func (c *Correlator) EnsureTopics() error {
 		return fmt.Errorf("correlator: partitions of %s: %w", c.cfg.EventsTopic, err)
 	}
 	lt := string(learner.Table(c.cfg.LearnerGroup))
-	if err := tm.EnsureTableExists(lt, len(parts)); err != nil {
+	if err := ensure(func() error { return tm.EnsureTableExists(lt, len(parts)) }); err != nil {
 		return fmt.Errorf("correlator: ensure topic %s: %w", lt, err)
 	}
 	return nil
+}
+
+// ensure runs an Ensure…Exists call again when it lost a race to create the
+// topic with another instance starting at the same time (it then checks
+// the topic the other one made).
+func ensure(f func() error) error {
+	err := f()
+	if err != nil && (errors.Is(err, sarama.ErrTopicAlreadyExists) || strings.Contains(err.Error(), "already exists")) {
+		return f()
+	}
+	return err
 }
 
 // warnReplication warns when topics are created with fewer replicas than a

@@ -1,0 +1,330 @@
+package correlator
+
+import (
+	"context"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/lovoo/goka"
+	"github.com/lovoo/goka/codec"
+	"github.com/lovoo/goka/storage"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/kaudit/kaudit/audit"
+	"github.com/kaudit/kaudit/codecs"
+	"github.com/kaudit/kaudit/processors/expectations"
+	"github.com/kaudit/kaudit/processors/internal/gokaopts"
+)
+
+// The correlator at scale (issue 14): the correlator and a bare goka
+// processor (Persist with goka's LevelDB storage: read and write the group
+// table per event, nothing else) read the same preloaded audit events from
+// in-process kfake, in one process; the correlator also with 1 M (and, with
+// KAUDIT_BENCH_10M=1, 10 M) open trails already in its table. A second
+// topic's messages are never consumed by their expected group, so their
+// LOST verdicts measure how close to its deadline every deadline is
+// decided.
+//
+//	go test -run '^$' -bench CorrelatorScale -benchtime 1x ./processors/correlator/
+
+const (
+	benchPartitions = 6
+	benchMessages   = 300_000 // × 3 events (a produce, two consumes)
+	benchLost       = 10_000  // produce-only messages of the "lost" topic
+	benchLostWithin = 45 * time.Second
+)
+
+func BenchmarkCorrelatorScale(b *testing.B) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(benchPartitions, audit.DefaultEventsTopic))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	brokers := c.ListenAddrs()
+	events := preloadEvents(b, brokers)
+
+	bare := runBareGoka(b, brokers, events)
+	b.Logf("bare goka + LevelDB: %.0f events/s", bare)
+	sizes := []int{0, 1_000_000}
+	if os.Getenv("KAUDIT_BENCH_10M") != "" {
+		sizes = append(sizes, 10_000_000)
+	}
+	var empty float64
+	for i, open := range sizes {
+		rate, lateness, bytesPerTrail := runCorrelator(b, brokers, events, open, i)
+		if open == 0 {
+			empty = rate
+		}
+		b.Logf("correlator, %d open trails: %.0f events/s (%.2f× bare goka, %.2f× empty table); decided − deadline p50 %s p99 %s max %s; %.0f bytes per trail on disk",
+			open, rate, rate/bare, rate/empty, lateness[0], lateness[1], lateness[2], bytesPerTrail)
+		name := fmt.Sprintf("open=%d", open)
+		b.ReportMetric(rate, name+"-events/s")
+		b.ReportMetric(rate/bare, name+"-x-bare-goka")
+		b.ReportMetric(lateness[1].Seconds(), name+"-p99-decided-minus-deadline-s")
+	}
+	b.ReportMetric(bare, "bare-goka-events/s")
+}
+
+// preloadEvents writes the audit events of benchMessages messages on
+// "orders" (a produce and consumes by groups a and b each) to the events
+// topic and returns how many there are.
+func preloadEvents(b *testing.B, brokers []string) int {
+	b.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.DefaultProduceTopic(audit.DefaultEventsTopic),
+		kgo.RecordPartitioner(audit.Partitioner()), kgo.ProducerLinger(5*time.Millisecond), kgo.MaxBufferedRecords(100_000))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cl.Close()
+	base := time.Now().UnixNano()
+	var failed atomic.Int64
+	n := 0
+	for i := range benchMessages {
+		id := fmt.Sprintf("%08x-bench-%012d", i, i)
+		at := base + int64(i)*int64(time.Microsecond)
+		evs := []*codecs.Event{{Version: 1, Kind: codecs.KindProduce, CorrelationID: id, Topic: "orders", Partition: int32(i % 12),
+			Offset: int64(i), ClientID: "producer-1", Host: "host-1", Source: "franz-go", SendNs: at, AckNs: at + 1e6, Digest: 9, PayloadSize: 100}}
+		for _, g := range []string{"a", "b"} {
+			evs = append(evs, &codecs.Event{Version: 1, Kind: codecs.KindConsume, CorrelationID: id, Topic: "orders", Partition: int32(i % 12),
+				Offset: int64(i), ClientID: g + "-1", Group: g, Host: "host-2", Source: "franz-go", ConsumeNs: at + 3e6, Digest: 9, PayloadSize: 100})
+		}
+		for _, e := range evs {
+			n++
+			cl.Produce(context.Background(), &kgo.Record{Key: []byte(id), Value: codecs.AppendEvent(nil, e)}, func(_ *kgo.Record, err error) {
+				if err != nil {
+					failed.Add(1)
+				}
+			})
+		}
+	}
+	if err := cl.Flush(context.Background()); err != nil || failed.Load() > 0 {
+		b.Fatalf("preload: %v, %d failed", err, failed.Load())
+	}
+	return n
+}
+
+// runBareGoka returns the events per second of a goka processor that reads
+// and writes its LevelDB group table per event.
+func runBareGoka(b *testing.B, brokers []string, total int) float64 {
+	b.Helper()
+	var seen atomic.Int64
+	g := goka.DefineGroup("bench-bare",
+		goka.Input(goka.Stream(audit.DefaultEventsTopic), new(codec.Bytes), func(ctx goka.Context, msg any) {
+			v, _ := ctx.Value().([]byte)
+			ctx.SetValue(append(v[:0:0], msg.([]byte)...))
+			seen.Add(1)
+		}),
+		goka.Persist(new(codec.Bytes)),
+	)
+	sc := gokaopts.Sarama(nil)
+	sc.Producer.Idempotent, sc.Net.MaxOpenRequests = false, 5 // goka's own defaults
+	proc, err := goka.NewProcessor(brokers, g,
+		goka.WithStorageBuilder(storage.DefaultBuilder(b.TempDir())),
+		goka.WithConsumerGroupBuilder(goka.ConsumerGroupBuilderWithConfig(sc)),
+		goka.WithConsumerSaramaBuilder(goka.SaramaConsumerBuilderWithConfig(sc)),
+		goka.WithProducerBuilder(goka.ProducerBuilderWithConfig(sc)),
+		goka.WithTopicManagerBuilder(goka.TopicManagerBuilderWithConfig(sc, goka.NewTopicManagerConfig())),
+		goka.WithLogger(gokaopts.Logger{L: nullLogger()}))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return timeRun(b, func(ctx context.Context) error { return proc.Run(ctx) }, func() int64 { return seen.Load() }, int64(total), nil)
+}
+
+// runCorrelator returns the correlator's events per second with open
+// trails preloaded in its table, the p50/p99/max of decided − deadline of
+// the LOST verdicts of the lost topic, and the disk bytes per trail.
+func runCorrelator(b *testing.B, brokers []string, total, open, run int) (float64, [3]time.Duration, float64) {
+	b.Helper()
+	dir := b.TempDir()
+	group := "bench-correlator-" + strconv.Itoa(run)
+	verdicts := "bench.verdicts." + strconv.Itoa(run)
+	table := string(goka.GroupTable(goka.Group(group)))
+	if open > 0 {
+		preloadTrails(b, filepath.Join(dir, "table"), table, open)
+	}
+	cor, err := New(Config{
+		Brokers: brokers, Group: group, VerdictsTopic: verdicts, DLQTopic: verdicts + ".dlq",
+		LearnerGroup: "bench-learner-" + strconv.Itoa(run), Partitions: benchPartitions,
+		StorageDir: filepath.Join(dir, "table"), DefaultDeadline: time.Hour, Grace: time.Hour,
+		Expectations: []*expectations.Expectation{
+			{Topic: "orders", Groups: []string{"a", "b"}},
+			{Topic: "lost", Groups: []string{"a"}, Deadline: expectations.Duration(benchLostWithin)},
+		},
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := cor.EnsureTopics(); err != nil {
+		b.Fatal(err)
+	}
+	var lostSent time.Time
+	rate := timeRun(b, cor.Run, func() int64 { return int64(cor.Stats().Events) }, int64(total+benchLost), func() {
+		lostSent = time.Now()
+		produceLost(b, brokers)
+	})
+	lateness := lostLateness(b, brokers, verdicts, lostSent)
+	var disk int64
+	_ = filepath.Walk(dir, func(_ string, fi os.FileInfo, err error) error {
+		if err == nil && !fi.IsDir() {
+			disk += fi.Size()
+		}
+		return nil
+	})
+	return rate, lateness, float64(disk) / float64(open+benchMessages+benchLost)
+}
+
+// timeRun runs run until count reaches total and returns the rate over the
+// time it took; then (optional) is called once the run has started.
+func timeRun(b *testing.B, run func(context.Context) error, count func() int64, total int64, then func()) float64 {
+	b.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	began := time.Now()
+	go func() { done <- run(ctx) }()
+	if then != nil {
+		then()
+	}
+	for count() < total {
+		select {
+		case err := <-done:
+			b.Fatalf("stopped after %d of %d events: %v", count(), total, err)
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Since(began) > 10*time.Minute {
+			b.Fatalf("%d of %d events after 10 minutes", count(), total)
+		}
+	}
+	took := time.Since(began)
+	cancel()
+	<-done
+	return float64(total) / took.Seconds()
+}
+
+// produceLost writes benchLost produce events of the "lost" topic, acked
+// now: their deadline falls benchLostWithin later.
+func produceLost(b *testing.B, brokers []string) {
+	b.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.DefaultProduceTopic(audit.DefaultEventsTopic),
+		kgo.RecordPartitioner(audit.Partitioner()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cl.Close()
+	for i := range benchLost {
+		now := time.Now().UnixNano()
+		id := fmt.Sprintf("lost-%d-%d", now, i)
+		e := &codecs.Event{Version: 1, Kind: codecs.KindProduce, CorrelationID: id, Topic: "lost", Partition: 0, Offset: int64(i),
+			SendNs: now, AckNs: now, PayloadSize: 1}
+		cl.Produce(context.Background(), &kgo.Record{Key: []byte(id), Value: codecs.AppendEvent(nil, e)}, nil)
+	}
+	if err := cl.Flush(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// lostLateness waits for the LOST verdicts of the lost topic and returns
+// the p50, p99 and max of decided − deadline.
+func lostLateness(b *testing.B, brokers []string, topic string, sent time.Time) [3]time.Duration {
+	b.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), benchLostWithin+2*time.Minute)
+	defer cancel()
+	var late []time.Duration
+	seen := map[string]bool{}
+	for len(seen) < benchLost && ctx.Err() == nil {
+		cl.PollFetches(ctx).EachRecord(func(r *kgo.Record) {
+			var v codecs.Verdict
+			if codecs.UnmarshalVerdict(r.Value, &v) == nil && v.Topic == "lost" && v.Status == codecs.StatusLost && !seen[v.CorrelationID] {
+				seen[v.CorrelationID] = true
+				late = append(late, time.Duration(v.DecidedNs-v.DeadlineNs))
+			}
+		})
+	}
+	if len(seen) < benchLost {
+		b.Fatalf("%d of %d LOST verdicts", len(seen), benchLost)
+	}
+	slices.Sort(late)
+	return [3]time.Duration{late[len(late)/2], late[len(late)*99/100], late[len(late)-1]}
+}
+
+// preloadTrails writes open trails into the correlator's storage, each in
+// the partition goka keeps its key in, not due for an hour, with an
+// expected group that has not consumed.
+func preloadTrails(b *testing.B, dir, table string, n int) {
+	b.Helper()
+	ss := newStorages(dir, table)
+	stores := make([]*tableStorage, benchPartitions)
+	for p := range stores {
+		st, err := ss.builder()(table, int32(p))
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := st.Open(); err != nil {
+			b.Fatal(err)
+		}
+		stores[p] = st.(*tableStorage)
+	}
+	batches := make([]*pebble.Batch, benchPartitions)
+	now := time.Now().UnixNano()
+	flush := func(p int) {
+		if batches[p] == nil {
+			return
+		}
+		if err := batches[p].Commit(pebble.NoSync); err != nil {
+			b.Fatal(err)
+		}
+		batches[p].Close()
+		batches[p] = nil
+	}
+	for i := range n {
+		id := fmt.Sprintf("open-%012d", i)
+		h := fnv.New32a()
+		h.Write([]byte(id))
+		p := int(int32(h.Sum32()) % benchPartitions)
+		if p < 0 {
+			p = -p
+		}
+		ack := now - int64(i)%int64(time.Minute)
+		tr := &Trail{CorrelationID: id, NextDueNs: now + int64(time.Hour), Hops: []Hop{{
+			Topic: "orders", FirstSeenNs: ack, LastSeenNs: ack, DeadlineNs: now + int64(time.Hour), RawDeadlineNs: now + int64(time.Hour),
+			Produce:  &ProduceFacts{Partition: int32(i % 12), Offset: int64(i), ClientID: "producer-1", Host: "host-1", SendNs: ack - 1e6, AckNs: ack, Digest: 9, PayloadSize: 100},
+			Expected: []ExpectedGroup{{Group: "a"}, {Group: "b"}},
+			Groups:   []GroupFacts{{Group: "b", ClientID: "b-1", Host: "host-2", Partition: int32(i % 12), Offset: int64(i), FirstConsumeNs: ack + 3e6, LastConsumeNs: ack + 3e6, Count: 1, Digest: 9, Status: codecs.StatusDelivered, Emitted: 1, Seq: uint64(ack + 3e6)}},
+		}}}
+		v := AppendTrail(nil, tr)
+		if batches[p] == nil {
+			batches[p] = stores[p].db.NewBatch()
+		}
+		bt := batches[p]
+		_ = bt.Set(dataKey(id), v, nil)
+		for _, k := range indexKeys(id, v) {
+			_ = bt.Set(k, nil, nil)
+		}
+		if bt.Count() >= 20_000 {
+			flush(p)
+		}
+	}
+	for p := range stores {
+		flush(p)
+		if err := stores[p].Close(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func nullLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
