@@ -161,6 +161,7 @@ func (e *Evaluator) Evaluate(ctx context.Context) (Result, error) {
 	now := e.cfg.Now()
 	var res Result
 	var errs []error
+	e.src.newCycle()
 	if err := e.prepare(ctx, now); err != nil {
 		// Keep what Alertmanager shows alive while ClickHouse or Kafka
 		// cannot be read.

@@ -29,6 +29,9 @@ type source struct {
 	// latency caches, per latency SLO, the counts of the minutes before
 	// its stable mark.
 	latency map[string]*latencyCache
+	// overviews holds, per [from, to) in Unix seconds, the rollup stats
+	// of every topic and group, for one evaluation.
+	overviews map[[2]int64]map[[2]string]report.GroupStats
 }
 
 type latencyCache struct {
@@ -37,7 +40,8 @@ type latencyCache struct {
 }
 
 func newSource(conn driver.Conn, db string, stableAfter time.Duration) *source {
-	return &source{conn: conn, db: db, stableAfter: stableAfter, latency: map[string]*latencyCache{}}
+	return &source{conn: conn, db: db, stableAfter: stableAfter, latency: map[string]*latencyCache{},
+		overviews: map[[2]int64]map[[2]string]report.GroupStats{}}
 }
 
 // minutes returns the per-minute counts of s for the minutes starting in
@@ -160,18 +164,28 @@ func (src *source) samples(ctx context.Context, s SLO, from, to time.Time, n int
 
 // overview returns the rollup counts and latency quantiles of s's topic
 // and group for the minutes in [from, to); ok is false without messages.
+// The rollups of all topics and groups are read in one query, kept until
+// newCycle.
 func (src *source) overview(ctx context.Context, s SLO, from, to time.Time) (report.GroupStats, bool, error) {
-	rows, err := report.Overview(ctx, src.conn, src.db, report.Filter{Since: from, Until: to, Topic: s.Topic, Group: s.Group})
-	if err != nil {
-		return report.GroupStats{}, false, err
-	}
-	for _, r := range rows {
-		if r.Topic == s.Topic && r.Group == s.Group {
-			return r, true, nil
+	key := [2]int64{from.Unix(), to.Unix()}
+	all, ok := src.overviews[key]
+	if !ok {
+		rows, err := report.Overview(ctx, src.conn, src.db, report.Filter{Since: from, Until: to})
+		if err != nil {
+			return report.GroupStats{}, false, err
 		}
+		all = map[[2]string]report.GroupStats{}
+		for _, r := range rows {
+			all[[2]string{r.Topic, r.Group}] = r
+		}
+		src.overviews[key] = all
 	}
-	return report.GroupStats{}, false, nil
+	g, ok := all[[2]string{s.Topic, s.Group}]
+	return g, ok, nil
 }
+
+// newCycle forgets the overviews of the previous evaluation.
+func (src *source) newCycle() { clear(src.overviews) }
 
 // measured is the value of s over a window's stats: completeness on time
 // in percent, or the p99 latency in seconds (NaN when unknown).
