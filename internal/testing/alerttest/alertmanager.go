@@ -162,6 +162,8 @@ type AMAlert struct {
 	Annotations map[string]string `json:"annotations"`
 	StartsAt    time.Time         `json:"startsAt"`
 	EndsAt      time.Time         `json:"endsAt"`
+	// UpdatedAt is when Alertmanager last received the alert (API only).
+	UpdatedAt time.Time `json:"updatedAt"`
 }
 
 // amNotification is the body of Alertmanager's webhook.
