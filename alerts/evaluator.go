@@ -200,7 +200,7 @@ func (e *Evaluator) Evaluate(ctx context.Context) (Result, error) {
 	if err := e.store(ctx); err != nil {
 		errs = append(errs, err)
 	}
-	e.forgetDelivered()
+	e.forgetDelivered(now)
 	if err := writeStatus(ctx, e.conn, e.cfg.Database, res.Statuses); err != nil {
 		errs = append(errs, err)
 	}
@@ -459,9 +459,24 @@ func (e *Evaluator) deliveredEverywhere(a *Alert) bool {
 	return true
 }
 
-// forgetDelivered drops the resolved alerts every notifier accepted.
-func (e *Evaluator) forgetDelivered() {
-	e.pending = slices.DeleteFunc(e.pending, func(a *Alert) bool { return e.deliveredEverywhere(a) && e.dirty[a.ID] == nil })
+// forgetDelivered drops the resolved alerts every notifier accepted, and
+// those whose resolution could not be delivered for resolvedRecovery (a
+// receiver that refuses for a day will not take it later; it stays
+// stored).
+func (e *Evaluator) forgetDelivered(now time.Time) {
+	e.pending = slices.DeleteFunc(e.pending, func(a *Alert) bool {
+		if e.dirty[a.ID] != nil {
+			return false
+		}
+		if e.deliveredEverywhere(a) {
+			return true
+		}
+		if now.Sub(a.EndsAt) > resolvedRecovery {
+			e.log.Warn("alerts: giving up delivering a resolution", "id", a.ID, "topic", a.Topic, "group", a.Group, "delivered", a.Delivered)
+			return true
+		}
+		return false
+	})
 }
 
 // changed logs a state change and calls OnChange.

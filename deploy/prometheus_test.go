@@ -74,6 +74,18 @@ func TestPrometheusRules(t *testing.T) {
 	}
 	run(t, root, "amtool", "check-config", "deploy/alertmanager/alertmanager.yml")
 
+	// The routing example of docs/alerts.md, with its two receivers.
+	_, rest, ok := strings.Cut(string(doc), "```yaml\nroute:")
+	if !ok {
+		t.Fatal("docs/alerts.md has no Alertmanager routing example")
+	}
+	example, _, _ := strings.Cut(rest, "```")
+	amFile := filepath.Join(t.TempDir(), "alertmanager.yml")
+	if err := os.WriteFile(amFile, []byte("route:"+example+"receivers:\n  - name: team-chat\n  - name: on-call\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	run(t, root, "amtool", "check-config", amFile)
+
 	// The rules only use the correlator's metric names.
 	rules, err := os.ReadFile(filepath.Join(root, "deploy", "prometheus", "rules", "kaudit.rules.yml"))
 	if err != nil {

@@ -122,3 +122,29 @@ func TestSLOsInFile(t *testing.T) {
 		}
 	}
 }
+
+// TestDocsExpectationsFile loads the expectations file of docs/alerts.md.
+func TestDocsExpectationsFile(t *testing.T) {
+	doc, err := os.ReadFile(filepath.Join("..", "..", "docs", "alerts.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(doc), "```yaml\ntopics:")
+	if !ok {
+		t.Fatal("docs/alerts.md has no expectations file")
+	}
+	body, _, _ := strings.Cut(rest, "```")
+	p := filepath.Join(t.TempDir(), "expectations.yaml")
+	if err := os.WriteFile(p, []byte("topics:"+body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := expectations.LoadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := f.Topics["orders"]
+	if e == nil || e.Completeness != 99.99 || time.Duration(e.P99) != 5*time.Second || e.Window() != 30*24*time.Hour ||
+		time.Duration(e.Deadline) != 2*time.Minute || strings.Join(e.Groups, ",") != "billing,search" {
+		t.Errorf("docs/alerts.md's file loads as %+v", e)
+	}
+}

@@ -13,7 +13,6 @@ package alerttest
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -263,16 +262,4 @@ func (r *Receiver) WaitAlertmanager(t testing.TB, timeout time.Duration, what st
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-}
-
-// WaitContext polls cond every 20 ms until it holds or ctx ends.
-func WaitContext(ctx context.Context, cond func() bool) bool {
-	for !cond() {
-		select {
-		case <-ctx.Done():
-			return false
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-	return true
 }

@@ -46,6 +46,17 @@ func Pauses(b Behaviour, from, to time.Time, latency time.Duration) Behaviour {
 	}
 }
 
+// Slows is b, except that the messages sent in [from, to) are consumed
+// latency after they were sent.
+func Slows(b Behaviour, from, to time.Time, latency time.Duration) Behaviour {
+	return func(send time.Time) (time.Time, bool) {
+		if !send.Before(from) && send.Before(to) {
+			return send.Add(latency), true
+		}
+		return b(send)
+	}
+}
+
 // AckLatency is the acknowledgement latency of every scenario message.
 const AckLatency = 5 * time.Millisecond
 
