@@ -16,12 +16,13 @@
 // both windows, and resolves at the first evaluation where none does.
 //
 // Errors are, for completeness, the expected messages that are LOST
-// (except cause audit_gap, an audit gap rather than a loss) or LATE, out of
-// the expected messages (all but PRODUCE_FAILED), read from the rollups
-// through report.Series; for latency, the messages whose end-to-end
-// latency exceeds the target, out of those whose latency is known, read
-// from deliveries FINAL (the rollups keep only quantile states) with the
-// minutes older than StableAfter cached. A message is LOST only once its
+// (except cause audit_gap, an audit gap rather than a loss, left out of
+// the count altogether) or LATE, out of the audited expected messages (all
+// but PRODUCE_FAILED and the audit gaps), read from the rollups through
+// report.Series; for latency, the messages whose end-to-end latency
+// exceeds the target, out of those whose latency is known, read from the
+// rollups' latency histograms (a message at most 0.4% over the target may
+// count as within it; the samples are exact). A message is LOST only once its
 // deadline passed, so a consumer group that stops pages about one deadline
 // after its first unconsumed message; the minutes whose deadline has not
 // passed hold only delivered messages, which can lower a burn rate but

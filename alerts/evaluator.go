@@ -19,9 +19,8 @@ import (
 
 // Defaults of Config.
 const (
-	DefaultInterval    = time.Minute
-	DefaultSamples     = 10
-	DefaultStableAfter = time.Hour
+	DefaultInterval = time.Minute
+	DefaultSamples  = 10
 	// resolvedRecovery is how far back a starting evaluator looks for
 	// resolved alerts whose resolution may not have been delivered.
 	resolvedRecovery = 24 * time.Hour
@@ -50,10 +49,6 @@ type Config struct {
 	Refresher *store.Refresher
 	// Interval is Run's period (default DefaultInterval).
 	Interval time.Duration
-	// StableAfter is the age after which a minute's latency counts no
-	// longer change and are cached (default DefaultStableAfter; it should
-	// exceed the correlator's deadline and grace).
-	StableAfter time.Duration
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 	// OnChange, if set, is called with each alert that fired or resolved,
@@ -119,7 +114,6 @@ func New(conn driver.Conn, cfg Config) (*Evaluator, error) {
 	}
 	cfg.Samples = cmp.Or(cfg.Samples, DefaultSamples)
 	cfg.Interval = cmp.Or(cfg.Interval, DefaultInterval)
-	cfg.StableAfter = cmp.Or(cfg.StableAfter, DefaultStableAfter)
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -129,7 +123,7 @@ func New(conn driver.Conn, cfg Config) (*Evaluator, error) {
 	}
 	return &Evaluator{
 		conn: conn, cfg: cfg, log: log,
-		src:    newSource(conn, cfg.Database, cfg.StableAfter),
+		src:    newSource(conn, cfg.Database),
 		firing: map[string]*Alert{},
 		dirty:  map[string]*Alert{},
 	}, nil
@@ -368,9 +362,9 @@ func (e *Evaluator) status(ctx context.Context, s SLO, minutes []Minute, results
 		return nil, err
 	}
 	st.Measured = measured(s, g, ok)
-	if s.Kind == Completeness && ok && g.Expected() > 0 {
-		bad := float64(min(g.Lost+g.Late, g.Expected()))
-		allowed := s.Budget() * float64(g.Expected())
+	if s.Kind == Completeness && ok && g.Audited() > 0 {
+		bad := float64(min(g.Lost+g.Late, g.Audited()))
+		allowed := s.Budget() * float64(g.Audited())
 		switch {
 		case bad == 0:
 			st.BudgetLeft = 1

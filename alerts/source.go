@@ -13,35 +13,20 @@ import (
 	"github.com/kaudit/kaudit/store"
 )
 
-// CauseAuditGap is the cause of a LOST verdict that an audit gap (audit
-// events the interceptors dropped) can explain: not a loss.
-const CauseAuditGap = "audit_gap"
-
 // source reads what the evaluator judges from ClickHouse: per-minute
-// counts of an SLO (completeness from the rollups through report.Series;
-// latency from deliveries FINAL, cached once a minute is older than
-// stableAfter), sample messages and measured values.
+// counts of an SLO from the rollups (completeness through report.Series,
+// latency from their histograms), sample messages from deliveries FINAL,
+// and measured values through report.Overview.
 type source struct {
-	conn        driver.Conn
-	db          string
-	stableAfter time.Duration
-
-	// latency caches, per latency SLO, the counts of the minutes before
-	// its stable mark.
-	latency map[string]*latencyCache
+	conn driver.Conn
+	db   string
 	// overviews holds, per [from, to) in Unix seconds, the rollup stats
 	// of every topic and group, for one evaluation.
 	overviews map[[2]int64]map[[2]string]report.GroupStats
 }
 
-type latencyCache struct {
-	stable  time.Time // minutes before it are cached
-	minutes map[int64]Minute
-}
-
-func newSource(conn driver.Conn, db string, stableAfter time.Duration) *source {
-	return &source{conn: conn, db: db, stableAfter: stableAfter, latency: map[string]*latencyCache{},
-		overviews: map[[2]int64]map[[2]string]report.GroupStats{}}
+func newSource(conn driver.Conn, db string) *source {
+	return &source{conn: conn, db: db, overviews: map[[2]int64]map[[2]string]report.GroupStats{}}
 }
 
 // minutes returns the per-minute counts of s for the minutes starting in
@@ -56,73 +41,36 @@ func (src *source) minutes(ctx context.Context, s SLO, from, to time.Time) ([]Mi
 	}
 	out := make([]Minute, 0, len(points))
 	for _, p := range points {
-		// Lost counts real losses: LOST with cause audit_gap is counted
-		// apart by the rollups (the audit-drops contract).
-		bad := p.Lost + p.Late
-		out = append(out, Minute{Start: p.Start, Total: p.Expected(), Bad: bad, Lost: p.Lost, Late: p.Late})
+		// The audited messages (audit gaps are neither lost nor
+		// delivered: the rollups count them apart from Lost).
+		out = append(out, Minute{Start: p.Start, Total: p.Audited(), Bad: p.Lost + p.Late, Lost: p.Lost, Late: p.Late})
 	}
 	return out, nil
 }
 
+// latencyMinutes counts the messages slower than the target from the
+// rollups' histograms: a message is slow if its bucket lies above the
+// target's, so one at most store.LatencyRelativeError (0.4%) over the
+// target may count as within it.
 func (src *source) latencyMinutes(ctx context.Context, s SLO, from, to time.Time) ([]Minute, error) {
-	key := s.key() + "\x00" + s.Target.String()
-	c := src.latency[key]
-	if c == nil {
-		c = &latencyCache{minutes: map[int64]Minute{}}
-		src.latency[key] = c
+	rows, err := src.conn.Query(ctx, qLatencyMinutes.SQL(src.db), store.LatencyBucket(s.Target.Microseconds()),
+		s.Topic, s.Group, store.UnixSeconds(from), store.UnixSeconds(to))
+	if err != nil {
+		return nil, fmt.Errorf("alerts: latency of %s/%s: %w", s.Topic, s.Group, err)
 	}
-	qfrom := from
-	if c.stable.After(qfrom) {
-		qfrom = c.stable
-	}
-	stable := to.Add(-src.stableAfter).Truncate(time.Minute)
-	fresh := map[int64]Minute{}
-	if qfrom.Before(to) {
-		table := store.Table(src.db, store.DeliveriesTable)
-		rows, err := src.conn.Query(ctx, fmt.Sprintf(latencyMinutesSQL, table),
-			s.Target.Microseconds(), s.Topic, s.Group, store.UnixSeconds(qfrom), store.UnixSeconds(to))
-		if err != nil {
-			return nil, fmt.Errorf("alerts: latency of %s/%s from %s: %w", s.Topic, s.Group, table, err)
+	defer rows.Close()
+	var out []Minute
+	for rows.Next() {
+		var m uint32
+		var known, slow uint64
+		if err := rows.Scan(&m, &known, &slow); err != nil {
+			return nil, fmt.Errorf("alerts: latency of %s/%s: %w", s.Topic, s.Group, err)
 		}
-		for rows.Next() {
-			var m uint32
-			var known, slow uint64
-			if err := rows.Scan(&m, &known, &slow); err != nil {
-				rows.Close()
-				return nil, fmt.Errorf("alerts: latency of %s/%s from %s: %w", s.Topic, s.Group, table, err)
-			}
-			fresh[int64(m)] = Minute{Start: time.Unix(int64(m), 0).UTC(), Total: known, Bad: slow, Slow: slow}
-		}
-		err = rows.Err()
-		rows.Close()
-		if err != nil {
-			return nil, fmt.Errorf("alerts: latency of %s/%s from %s: %w", s.Topic, s.Group, table, err)
-		}
+		out = append(out, Minute{Start: time.Unix(int64(m), 0).UTC(), Total: known, Bad: slow, Slow: slow})
 	}
-	// Keep the minutes that became stable; forget those before from.
-	for m, v := range fresh {
-		if time.Unix(m, 0).Before(stable) {
-			c.minutes[m] = v
-		}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("alerts: latency of %s/%s: %w", s.Topic, s.Group, err)
 	}
-	for m := range c.minutes {
-		if time.Unix(m, 0).Before(from) {
-			delete(c.minutes, m)
-		}
-	}
-	if stable.After(c.stable) {
-		c.stable = stable
-	}
-	out := make([]Minute, 0, len(c.minutes)+len(fresh))
-	for m, v := range c.minutes {
-		if _, ok := fresh[m]; !ok {
-			out = append(out, v)
-		}
-	}
-	for _, v := range fresh {
-		out = append(out, v)
-	}
-	sortMinutes(out)
 	return out, nil
 }
 
@@ -132,32 +80,31 @@ func (src *source) samples(ctx context.Context, s SLO, from, to time.Time, n int
 	if n <= 0 {
 		return nil, nil
 	}
-	table := store.Table(src.db, store.DeliveriesTable)
 	var q string
 	var args []any
 	if s.Kind == Latency {
-		q = fmt.Sprintf(slowSamplesSQL, table)
+		q = qSlowSamples.SQL(src.db)
 		args = []any{s.Topic, s.Group, store.UnixSeconds(from), store.UnixSeconds(to), s.Target.Microseconds(), n}
 	} else {
-		q = fmt.Sprintf(lostLateSamplesSQL, table)
+		q = qLostLateSamples.SQL(src.db)
 		args = []any{s.Topic, s.Group, store.UnixSeconds(from), store.UnixSeconds(to),
-			codecs.StatusLost.String(), codecs.StatusLate.String(), CauseAuditGap, n}
+			codecs.StatusLost.String(), codecs.StatusLate.String(), store.CauseAuditGap, n}
 	}
 	rows, err := src.conn.Query(ctx, q, args...)
 	if err != nil {
-		return nil, fmt.Errorf("alerts: samples of %s/%s from %s: %w", s.Topic, s.Group, table, err)
+		return nil, fmt.Errorf("alerts: samples of %s/%s: %w", s.Topic, s.Group, err)
 	}
 	defer rows.Close()
 	var out []Sample
 	for rows.Next() {
 		var sm Sample
 		if err := rows.Scan(&sm.CorrelationID, &sm.Status, &sm.E2ELatencyUs); err != nil {
-			return nil, fmt.Errorf("alerts: samples of %s/%s from %s: %w", s.Topic, s.Group, table, err)
+			return nil, fmt.Errorf("alerts: samples of %s/%s: %w", s.Topic, s.Group, err)
 		}
 		out = append(out, sm)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("alerts: samples of %s/%s from %s: %w", s.Topic, s.Group, table, err)
+		return nil, fmt.Errorf("alerts: samples of %s/%s: %w", s.Topic, s.Group, err)
 	}
 	return out, nil
 }
@@ -188,7 +135,8 @@ func (src *source) overview(ctx context.Context, s SLO, from, to time.Time) (rep
 func (src *source) newCycle() { clear(src.overviews) }
 
 // measured is the value of s over a window's stats: completeness on time
-// in percent, or the p99 latency in seconds (NaN when unknown).
+// of the audited messages in percent, or the p99 latency in seconds (NaN
+// when unknown).
 func measured(s SLO, g report.GroupStats, ok bool) float64 {
 	if !ok {
 		return math.NaN()
@@ -196,10 +144,10 @@ func measured(s SLO, g report.GroupStats, ok bool) float64 {
 	if s.Kind == Latency {
 		return g.E2E.P99 / 1e6
 	}
-	e := g.Expected()
-	if e == 0 {
+	a := g.Audited()
+	if a == 0 {
 		return math.NaN()
 	}
-	bad := min(g.Lost+g.Late, e)
-	return 100 * float64(e-bad) / float64(e)
+	bad := min(g.Lost+g.Late, a)
+	return 100 * float64(a-bad) / float64(a)
 }

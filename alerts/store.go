@@ -10,12 +10,6 @@ import (
 	"github.com/kaudit/kaudit/store"
 )
 
-// Tables of the alerts evaluator (migration 000030).
-const (
-	AlertsTable = "alerts"
-	StatusTable = "slo_status"
-)
-
 // Status is the latest evaluation of one SLO.
 type Status struct {
 	Topic, Group string
@@ -57,7 +51,7 @@ func writeAlerts(ctx context.Context, conn driver.Conn, db string, alerts []*Ale
 	if len(alerts) == 0 {
 		return nil
 	}
-	table := store.Table(db, AlertsTable)
+	table := store.Table(db, store.AlertsTable)
 	b, err := conn.PrepareBatch(ctx, fmt.Sprintf(insertAlertSQL, table))
 	if err != nil {
 		return fmt.Errorf("alerts: prepare insert into %s: %w", table, err)
@@ -138,8 +132,7 @@ func readAlerts(ctx context.Context, conn driver.Conn, table, q string, args ...
 
 // loadOpen returns the firing alerts and those resolved since since.
 func loadOpen(ctx context.Context, conn driver.Conn, db string, since time.Time) ([]*Alert, error) {
-	table := store.Table(db, AlertsTable)
-	return readAlerts(ctx, conn, table, fmt.Sprintf(openAlertsSQL, table), StateFiring, StateResolved, store.UnixSeconds(since))
+	return readAlerts(ctx, conn, store.Table(db, store.AlertsTable), qOpenAlerts.SQL(db), StateFiring, StateResolved, store.UnixSeconds(since))
 }
 
 // HistoryFilter selects alerts for History.
@@ -156,8 +149,7 @@ func History(ctx context.Context, conn driver.Conn, db string, f HistoryFilter) 
 	if f.Limit <= 0 {
 		f.Limit = 100
 	}
-	table := store.Table(db, AlertsTable)
-	return readAlerts(ctx, conn, table, fmt.Sprintf(historySQL, table), f.Topic, f.Topic, f.Group, f.Group, StateFiring, f.Limit)
+	return readAlerts(ctx, conn, store.Table(db, store.AlertsTable), qHistory.SQL(db), f.Topic, f.Topic, f.Group, f.Group, StateFiring, f.Limit)
 }
 
 // writeStatus stores one evaluation of each SLO.
@@ -165,7 +157,7 @@ func writeStatus(ctx context.Context, conn driver.Conn, db string, st []*Status)
 	if len(st) == 0 {
 		return nil
 	}
-	table := store.Table(db, StatusTable)
+	table := store.Table(db, store.SLOStatusTable)
 	b, err := conn.PrepareBatch(ctx, fmt.Sprintf(insertStatusSQL, table))
 	if err != nil {
 		return fmt.Errorf("alerts: prepare insert into %s: %w", table, err)
@@ -187,8 +179,8 @@ func writeStatus(ctx context.Context, conn driver.Conn, db string, st []*Status)
 // ordered by topic, group and SLO. An SLO that is no longer declared keeps
 // its last row; EvaluatedAt tells.
 func Statuses(ctx context.Context, conn driver.Conn, db string) ([]*Status, error) {
-	table := store.Table(db, StatusTable)
-	rows, err := conn.Query(ctx, fmt.Sprintf(statusSQL, table))
+	table := store.Table(db, store.SLOStatusTable)
+	rows, err := conn.Query(ctx, qStatus.SQL(db))
 	if err != nil {
 		return nil, fmt.Errorf("alerts: read %s: %w", table, err)
 	}

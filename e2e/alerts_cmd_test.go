@@ -115,7 +115,7 @@ func TestAlertsCommandSurvivesSIGKILL(t *testing.T) {
 		t.Errorf("kaudit expect set printed:\n%s", out)
 	}
 	out = kaudit(append(docArgs(docExpectList, nil), "--brokers", brokers)...)
-	if !regexp.MustCompile(`(?m)^orders\s+billing\s+2m0s\s+\S+\s+completeness 99.99%, p99 5s over 30d$`).MatchString(out) {
+	if !regexp.MustCompile(`(?m)^orders\s+\[billing\]\s+2m0s\s+\S+\s+completeness 99.99%, p99 5s over 30d$`).MatchString(out) {
 		t.Errorf("kaudit expect list printed:\n%s", out)
 	}
 

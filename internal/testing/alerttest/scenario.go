@@ -13,6 +13,7 @@ import (
 	"github.com/kaudit/kaudit/codecs"
 	"github.com/kaudit/kaudit/sinks"
 	chsink "github.com/kaudit/kaudit/sinks/clickhouse"
+	"github.com/kaudit/kaudit/store"
 )
 
 // Behaviour says when a consumer group consumes the message sent at
@@ -70,6 +71,10 @@ type Scenario struct {
 	Deadline time.Duration
 	Sweep    time.Duration
 	Groups   map[string]Behaviour
+	// Gaps are, per group, time ranges [from, to) in which the group's
+	// clients dropped audit events: its messages sent then get LOST with
+	// cause audit_gap (their fate is unknown) and no consume.
+	Gaps map[string][2]time.Time
 
 	verdicts []codecs.Verdict // in decision order
 	next     int              // first not yet written
@@ -97,8 +102,14 @@ func (s *Scenario) Generate(from, to time.Time) {
 				AckLatencyUs: AckLatency.Microseconds(), E2ELatencyUs: -1, FirstSeenNs: send.UnixNano(),
 				Expected: true, DeadlineNs: deadline.UnixNano(),
 			}
-			consume, ok := s.Groups[g](send)
 			lostAt := deadline.Add(s.Sweep)
+			if gap, ok := s.Gaps[g]; ok && !send.Before(gap[0]) && send.Before(gap[1]) {
+				v := base
+				v.Status, v.Cause, v.Seq, v.DecidedNs = codecs.StatusLost, store.CauseAuditGap, 1, lostAt.UnixNano()
+				out = append(out, v)
+				continue
+			}
+			consume, ok := s.Groups[g](send)
 			if !ok || consume.After(lostAt) {
 				v := base
 				v.Status, v.Cause, v.Seq, v.DecidedNs = codecs.StatusLost, "not_consumed", 1, lostAt.UnixNano()
