@@ -189,7 +189,7 @@ func TestConsumerGroupStopsPagesAlertmanager(t *testing.T) {
 	// The first lost message was sent at stopFrom; it is LOST once its
 	// deadline (after its ack) passed and the sweep saw it.
 	delay := firedAt.Sub(stopFrom)
-	t.Logf("first lost message sent at %s; paged at the evaluation of %s (%s later: deadline %s + sweep + evaluation step); at Alertmanager's receiver %s after the evaluation began",
+	t.Logf("first lost message sent at %s; paged at the evaluation of %s (%s later: deadline %s, sweep, 1.44%% of the hour LOST, evaluation step); at Alertmanager's receiver %s after the evaluation began",
 		stopFrom.Format(time.TimeOnly), firedAt.Format(time.TimeOnly), delay, deadline, amDelay.Round(time.Millisecond))
 	if limit := deadline + alerttest.AckLatency + 5*time.Minute; delay > limit {
 		t.Errorf("paged %s after the first lost message, want within %s (deadline + the page rule's short window)", delay, limit)
