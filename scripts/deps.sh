@@ -4,7 +4,10 @@
 # docker-compose (to validate docker-compose.yml), kcat, librdkafka-dev and
 # python3-confluent-kafka (real-client tests), chromium (the headless
 # browser that drives the web dashboard in e2e/web_test.go), npm (fetches
-# the ClickHouse 26.x engine of the conformance tests, internal/chdb).
+# the ClickHouse 26.x engine of the conformance tests, internal/chdb),
+# prometheus (promtool, which checks deploy/prometheus) and
+# prometheus-alertmanager (the real Alertmanager of the alerts tests; with
+# systemd, Debian also enables both as services, which the tests do not use).
 set -euo pipefail
 
 need=()
@@ -16,6 +19,8 @@ command -v kcat >/dev/null 2>&1 || need+=(kcat)
 command -v gcc >/dev/null 2>&1 || need+=(gcc)
 command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || need+=(chromium)
 command -v npm >/dev/null 2>&1 || need+=(npm)
+command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+command -v prometheus-alertmanager >/dev/null 2>&1 || command -v alertmanager >/dev/null 2>&1 || need+=(prometheus-alertmanager)
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0

@@ -9,9 +9,9 @@ import (
 
 // Query is one SQL statement kaudit sends to ClickHouse outside the
 // migrations and the sink's inserts, registered by name. Its text names
-// tables by placeholders ({events}, {deliveries}, {rollup}) that SQL
-// replaces with the quoted tables of a database. Values reach it only as
-// bound ? parameters.
+// tables by placeholders ({events}, {deliveries}, {rollup}, {alerts},
+// {slo_status}) that SQL replaces with the quoted tables of a database.
+// Values reach it only as bound ? parameters.
 //
 // Every such statement is a registered Query, so that the conformance tests
 // can enumerate them: they run each on ClickHouse 18.16 and 26.x over the
@@ -61,5 +61,7 @@ func (q *Query) SQL(db string) string {
 		"{events}", Table(db, EventsTable),
 		"{deliveries}", Table(db, DeliveriesTable),
 		"{rollup}", Table(db, RollupTable),
+		"{alerts}", Table(db, AlertsTable),
+		"{slo_status}", Table(db, SLOStatusTable),
 	).Replace(q.text)
 }

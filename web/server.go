@@ -15,6 +15,10 @@
 //     minute, and the client–topic graph. ?window=&topic=&principal=.
 //   - /admin: kaudit-proxy's admin audit: who did what, allowed or denied.
 //     ?window=&principal=&method=&resource=&denied=1.
+//   - /alerts: the SLOs' status per topic and consumer group (objective,
+//     measured value, error budget left, burn rates, state) and the alert
+//     history with each alert's evidence and sample messages linking to
+//     their trails, as `kaudit alerts` stored them.
 //
 // Templates, styles and everything else the pages need are embedded in the
 // binary; the pages load nothing from elsewhere, so the dashboard works
@@ -110,7 +114,7 @@ func New(conn driver.Conn, cfg Config) (*Server, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{conn: conn, cfg: cfg, log: log, pages: map[string]*template.Template{}}
-	for _, page := range []string{"overview", "trail", "message", "clients", "admin"} {
+	for _, page := range []string{"overview", "trail", "message", "clients", "admin", "alerts"} {
 		t, err := template.New(page).Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/chart.html", "templates/"+page+".html")
 		if err != nil {
 			return nil, fmt.Errorf("web: parse template %s: %w", page, err)
@@ -126,6 +130,7 @@ func New(conn driver.Conn, cfg Config) (*Server, error) {
 	s.mux.HandleFunc("GET /trail", s.trail)
 	s.mux.HandleFunc("GET /clients", s.clients)
 	s.mux.HandleFunc("GET /admin", s.admin)
+	s.mux.HandleFunc("GET /alerts", s.alerts)
 	s.mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static)))
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")

@@ -21,6 +21,8 @@ type demoCmd struct {
 	Rate       int           `help:"Demo messages per second." env:"KAUDIT_DEMO_RATE" default:"500"`
 	StateDir   string        `help:"Folder for the broker's, correlator's and local ClickHouse's data." env:"KAUDIT_STATE_DIR" default:".kaudit" type:"path"`
 	BrokerAddr string        `help:"Listen address of the embedded broker." env:"KAUDIT_BROKER_ADDR" default:"127.0.0.1:9092"`
+	// AlertmanagerURL sends the demo's SLO alerts to an Alertmanager.
+	AlertmanagerURL string `name:"alertmanager-url" help:"Prometheus Alertmanager to send the demo's SLO alerts to (base URL; empty: none)." env:"KAUDIT_ALERTMANAGER_URL"`
 }
 
 func (c *demoCmd) Run() error {
@@ -36,10 +38,11 @@ func (c *demoCmd) Run() error {
 		UseClickHouse: os.Getenv("KAUDIT_CLICKHOUSE_ADDR") != "" || slices.ContainsFunc(os.Args, func(a string) bool {
 			return strings.HasPrefix(a, "--clickhouse-addr")
 		}),
-		Duration: c.Duration,
-		Rate:     c.Rate,
-		Out:      os.Stdout,
-		Logger:   c.Logger(os.Stderr),
+		Duration:        c.Duration,
+		Rate:            c.Rate,
+		AlertmanagerURL: c.AlertmanagerURL,
+		Out:             os.Stdout,
+		Logger:          c.Logger(os.Stderr),
 	})
 }
 

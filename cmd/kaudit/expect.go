@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -46,6 +47,41 @@ type expectSetCmd struct {
 	Topic    string        `arg:"" help:"The audited topic."`
 	Groups   []string      `arg:"" help:"Consumer groups that must consume every message: a,b,c or a b c."`
 	Deadline time.Duration `help:"Deadline after the acknowledgement (0: the correlator's default)." default:"0s"`
+	sloFlags `embed:""`
+}
+
+// sloFlags are the SLOs of `kaudit expect set` (evaluated by `kaudit alerts`).
+type sloFlags struct {
+	Completeness float64       `help:"Completeness SLO of each group, in percent (0 < c <= 100): the share of messages that must be delivered by the deadline (0: none)." default:"0"`
+	P99          time.Duration `name:"p99" help:"Latency SLO of each group: 99% of messages consumed within this end-to-end latency (0: none)." default:"0s"`
+	SLOWindow    cli.Span      `name:"slo-window" help:"Window the SLOs are measured over (e.g. 30d; 0: 30d)." default:"0"`
+}
+
+// apply sets the SLOs on e.
+func (f *sloFlags) apply(e *expectations.Expectation) {
+	e.Completeness = f.Completeness
+	e.P99 = expectations.Duration(f.P99)
+	e.SLOWindow = expectations.Duration(f.SLOWindow)
+}
+
+// sloText describes the SLOs of e, "" if it has none.
+func sloText(e *expectations.Expectation) string {
+	if !e.HasSLO() {
+		return ""
+	}
+	var parts []string
+	if e.Completeness != 0 {
+		parts = append(parts, fmt.Sprintf("completeness %v%%", e.Completeness))
+	}
+	if e.P99 != 0 {
+		parts = append(parts, "p99 "+time.Duration(e.P99).String())
+	}
+	w := e.Window()
+	window := w.String()
+	if w%(24*time.Hour) == 0 {
+		window = fmt.Sprintf("%dd", w/(24*time.Hour))
+	}
+	return strings.Join(parts, ", ") + " over " + window
 }
 
 func (c *expectSetCmd) Run() error {
@@ -60,10 +96,14 @@ func (c *expectSetCmd) Run() error {
 		return err
 	}
 	e := &expectations.Expectation{Topic: c.Topic, Groups: groups, Deadline: expectations.Duration(c.Deadline), SinceNs: time.Now().UnixNano()}
+	c.sloFlags.apply(e)
 	if err := s.Set(ctx, e); err != nil {
 		return err
 	}
 	fmt.Printf("%s: %d expected groups %s, deadline %s (for messages acknowledged from now on)\n", c.Topic, len(groups), groupList(groups), deadlineText(e.Deadline))
+	if slo := sloText(e); slo != "" {
+		fmt.Printf("%s: SLO of each group: %s\n", c.Topic, slo)
+	}
 	return nil
 }
 
@@ -88,10 +128,10 @@ func (c *expectListCmd) Run() error {
 	}
 	slices.Sort(topics)
 	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "TOPIC\tGROUPS\tDEADLINE\tSINCE")
+	fmt.Fprintln(w, "TOPIC\tGROUPS\tDEADLINE\tSINCE\tSLO")
 	for _, t := range topics {
 		e := all[t]
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", t, groupList(e.Groups), deadlineText(e.Deadline), time.Unix(0, e.SinceNs).UTC().Format(time.RFC3339))
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", t, groupList(e.Groups), deadlineText(e.Deadline), time.Unix(0, e.SinceNs).UTC().Format(time.RFC3339), cmp.Or(sloText(e), "-"))
 	}
 	return w.Flush()
 }

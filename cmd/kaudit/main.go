@@ -8,6 +8,7 @@
 //	kaudit report --since 1h
 //	kaudit web --addr 127.0.0.1:8080
 //	kaudit retention --keep 30d
+//	kaudit alerts --alertmanager-url http://alertmanager:9093
 package main
 
 import (
@@ -28,6 +29,7 @@ type app struct {
 	Retention retentionCmd `cmd:"" help:"Drop ClickHouse day partitions older than --keep."`
 	Ingest    ingestCmd    `cmd:"" help:"Re-emit a foreign audit topic (the librdkafka interceptors' JSON) as kaudit events."`
 	Expect    expectCmd    `cmd:"" help:"Manage the expected consumer groups of topics (kaudit.expectations)."`
+	Alerts    alertsCmd    `cmd:"" help:"Evaluate the SLOs of the expectations on ClickHouse and send burn-rate alerts to Alertmanager and webhooks (long-lived)."`
 }
 
 func main() {

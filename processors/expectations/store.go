@@ -54,8 +54,8 @@ func (s *Store) ensure(ctx context.Context) error {
 
 // Set writes the expectation of e.Topic, replacing any earlier one.
 func (s *Store) Set(ctx context.Context, e *Expectation) error {
-	if e.Topic == "" || len(e.Groups) == 0 {
-		return errors.New("expectations: a topic and at least one group are required")
+	if err := e.Validate(); err != nil {
+		return fmt.Errorf("expectations: %w", err)
 	}
 	if err := s.ensure(ctx); err != nil {
 		return err

@@ -117,6 +117,7 @@ func TestSameAnswersOn18And26(t *testing.T) {
 		t.Run("web/"+e.name, func(t *testing.T) { pages(t, e, fx) })
 		t.Run("grafana/"+e.name, func(t *testing.T) { grafana(t, e, fx) })
 		t.Run("percentiles/"+e.name, func(t *testing.T) { percentiles(t, e, fx) })
+		t.Run("alerts/"+e.name, func(t *testing.T) { alertChecks(t, e, fx) }) // alerts_test.go
 		t.Run("retention/"+e.name, func(t *testing.T) { retention(t, e, fx) })
 	}
 

@@ -55,6 +55,8 @@ type Config struct {
 	Rate int
 	// Topic is the demo topic.
 	Topic string
+	// AlertmanagerURL, if set, receives the demo's SLO alerts.
+	AlertmanagerURL string
 	// Out receives progress and the summary.
 	Out    io.Writer
 	Logger *slog.Logger
@@ -126,6 +128,7 @@ func Run(ctx context.Context, cfg Config) error {
 	fmt.Fprintf(out, "migrations: applied to database %s\n", chcfg.Database)
 
 	// 4. Correlator and sink.
+	exp := demoExpectation(cfg.Topic)
 	p, err := pipeline.New(pipeline.Config{
 		Brokers:       brokers,
 		ClickHouse:    conn,
@@ -133,9 +136,7 @@ func Run(ctx context.Context, cfg Config) error {
 		StorageDir:    filepath.Join(cfg.StateDir, "correlator"),
 		SweepInterval: 2 * time.Second,
 		Grace:         2 * time.Minute,
-		Expectations: []*expectations.Expectation{{
-			Topic: cfg.Topic, Groups: []string{"billing", "analytics", "archiver"}, Deadline: expectations.Duration(demoDeadline),
-		}},
+		Expectations:  []*expectations.Expectation{exp},
 		FlushInterval: 500 * time.Millisecond,
 		Logger:        log,
 	})
@@ -149,6 +150,11 @@ func Run(ctx context.Context, cfg Config) error {
 	// 4b. The web dashboard (it refreshes the rollups when a page loads).
 	stopWeb := startWeb(ctx, cfg, conn, chcfg.Database)
 	defer stopWeb()
+	al, err := startAlerts(ctx, cfg, conn, chcfg.Database, exp) // alerts.go
+	if err != nil {
+		return err
+	}
+	defer al.stop()
 
 	// 5. The audit emitter and the demo traffic.
 	em, err := emitter.New(emitter.Config{Brokers: brokers, Logger: log})
@@ -253,6 +259,9 @@ wait:
 	es := em.Stats()
 	fmt.Fprintf(out, "\naudit events: %d sent, %d dropped, %d failed; dead letters: %d\n",
 		es.Sent, es.Dropped, es.Failed, p.Sink.Stats().DeadLetter+p.Correlator.Stats().DeadLetter)
+	if err := al.finish(sctx, conn, chcfg.Database, start); err != nil {
+		return err
+	}
 	// The trail of one anomaly, as `kaudit trail <id>` prints it.
 	if anomalies, err := report.Anomalies(sctx, conn, chcfg.Database, report.Filter{Since: start}, 1); err == nil && len(anomalies) > 0 {
 		if tr, err := report.Trail(sctx, conn, chcfg.Database, anomalies[0].CorrelationID); err == nil {
