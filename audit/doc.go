@@ -32,7 +32,32 @@ const (
 	// DefaultExpectationsTopic is the compacted topic of declared
 	// expectations, keyed by audited topic.
 	DefaultExpectationsTopic = "kaudit.expectations"
+	// DefaultLagTopic holds the correlators' per-minute reports of the
+	// oldest message each expected group has not consumed yet (LagReport,
+	// JSON), which the sink stores in ClickHouse.
+	DefaultLagTopic = "kaudit.lag"
 )
+
+// LagReport is one correlator's report, for one minute, of what one
+// expected consumer group has not consumed of one topic, among the messages
+// the correlator tracks. Several correlators report for the partitions they
+// own: the oldest across them is the group's, and the pending counts add
+// up.
+type LagReport struct {
+	// Minute is the start of the minute, Unix seconds.
+	Minute int64  `json:"minute"`
+	Topic  string `json:"topic"`
+	Group  string `json:"group"`
+	// Instance names the reporting correlator (its client ID and host).
+	Instance string `json:"instance"`
+	// OldestAckNs is the acknowledgement time of the oldest unconsumed
+	// message, Unix nanoseconds; AgeMs its age at the report.
+	OldestAckNs int64 `json:"oldest_ack_ns"`
+	AgeMs       int64 `json:"age_ms"`
+	// Pending is how many acknowledged messages the group has not
+	// consumed.
+	Pending uint64 `json:"pending"`
+}
 
 // CorrelationHeader is the record header that carries a message's
 // correlation ID. The name is the one used by the librdkafka interceptors

@@ -93,6 +93,14 @@ func TestChaos(t *testing.T) {
 	)
 	bin := binaries(t)
 	dir := t.TempDir()
+	if os.Getenv("KAUDIT_CHAOS_KEEP") != "" {
+		// Keep every process's log and every client's record after the test.
+		dir = filepath.Join(os.TempDir(), fmt.Sprintf("kaudit-chaos-%d", seed))
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("keeping the logs in %s", dir)
+	}
 	e := newEnvCluster(t, kafkatest.NewCluster(t, kfake.NumBrokers(3)))
 	brokers := strings.Join(e.brokers, ",")
 	kafkatest.CreateTopic(t, e.cluster, "orders", 6)
@@ -112,16 +120,22 @@ func TestChaos(t *testing.T) {
 		}
 		c.restart++
 		c.addr = freeAddr(t)
-		c.p = startProc(t, dir, fmt.Sprintf("correlator-%d", i), filepath.Join(bin, "kaudit-correlator"),
-			"--brokers", brokers, "--storage-dir", c.storage, "--metrics-addr", c.addr,
-			"--sweep-interval", "1s", "--grace", "2m", "--log-level", "info")
+		args := []string{"--brokers", brokers, "--storage-dir", c.storage, "--metrics-addr", c.addr,
+			"--sweep-interval", "1s", "--grace", "2m", "--log-level", "info"}
+		if i == 0 {
+			// Correlator 0 takes its partitions back at once when it
+			// restarts (static membership); correlator 1's move through a
+			// rebalance.
+			args = append(args, "--group-instance-id", "correlator-0")
+		}
+		c.p = startProc(t, dir, fmt.Sprintf("correlator-%d", i), filepath.Join(bin, "kaudit-correlator"), args...)
 	}
 	sink := &comp{}
 	startSink := func() {
 		sink.addr = freeAddr(t)
 		sink.p = startProc(t, dir, "sink", filepath.Join(bin, "kaudit-sink"),
 			"--brokers", brokers, "--clickhouse-addr", e.ch.Addr, "--clickhouse-database", e.ch.Database,
-			"--metrics-addr", sink.addr, "--flush.interval", "300ms")
+			"--metrics-addr", sink.addr, "--flush.interval", "300ms", "--group-instance-id", "sink-0")
 	}
 	startCorrelator(0, true)
 	startCorrelator(1, true)
@@ -375,7 +389,15 @@ func TestChaos(t *testing.T) {
 					kinds[strings.SplitN(f[1], "/", 2)[1]+" "+strings.Trim(f[len(f)-1], ")")]++
 				}
 			}
-			t.Logf("%5.1fs %d missing %v, %d wrong, %d extra", time.Since(began).Seconds(), missing, kinds, wrong, extra)
+			// Where are the missing ones: not written by the correlators yet,
+			// or not stored by the sink yet?
+			inTopic := 0
+			for _, r := range readTopic(t, e.brokers, audit.DefaultVerdictsTopic) {
+				_ = r
+				inTopic++
+			}
+			t.Logf("%5.1fs %d missing %v, %d wrong, %d extra; %d records in %s", time.Since(began).Seconds(), missing, kinds, wrong, extra,
+				inTopic, audit.DefaultVerdictsTopic)
 		}
 		return missing+wrong+extra == 0, fmt.Sprintf("%d missing, %d wrong, %d extra: %v", missing, wrong, extra, detail[:min(8, len(detail))])
 	})

@@ -38,14 +38,16 @@ type config struct {
 	cli.Log     `embed:""`
 	cli.Metrics `embed:""`
 
-	Group         string        `help:"Consumer group (and group-table name) of the correlator." env:"KAUDIT_CORRELATOR_GROUP" default:"kaudit-correlator"`
-	EventsTopic   string        `help:"Audit events topic (input)." env:"KAUDIT_EVENTS_TOPIC" default:"${events_topic}"`
-	VerdictsTopic string        `help:"Verdicts topic (output)." env:"KAUDIT_VERDICTS_TOPIC" default:"${verdicts_topic}"`
-	DLQTopic      string        `name:"dlq-topic" help:"Dead-letter topic for undecodable events." env:"KAUDIT_DLQ_TOPIC" default:"${dlq_topic}"`
-	Partitions    int           `help:"Partitions of topics the correlator creates." env:"KAUDIT_PARTITIONS" default:"6"`
-	Replication   int           `help:"Replication factor of topics the correlator creates." env:"KAUDIT_REPLICATION" default:"1"`
-	StorageDir    string        `help:"Directory of the local group-table copy." env:"KAUDIT_STORAGE_DIR" default:"/var/lib/kaudit/correlator" type:"path"`
-	SweepInterval time.Duration `help:"How often the trails that are due are swept (deadlines are decided at most this late)." env:"KAUDIT_SWEEP_INTERVAL" default:"1s"`
+	Group          string        `help:"Consumer group (and group-table name) of the correlator." env:"KAUDIT_CORRELATOR_GROUP" default:"kaudit-correlator"`
+	InstanceID     string        `name:"group-instance-id" help:"Static group membership (KIP-345): a correlator restarted with the same ID takes its partitions back at once, without a rebalance (e.g. the pod name of a StatefulSet)." env:"KAUDIT_GROUP_INSTANCE_ID"`
+	SessionTimeout time.Duration `help:"Consumer-group session timeout: how long the partitions of a correlator that died wait before others take them." env:"KAUDIT_SESSION_TIMEOUT" default:"10s"`
+	EventsTopic    string        `help:"Audit events topic (input)." env:"KAUDIT_EVENTS_TOPIC" default:"${events_topic}"`
+	VerdictsTopic  string        `help:"Verdicts topic (output)." env:"KAUDIT_VERDICTS_TOPIC" default:"${verdicts_topic}"`
+	DLQTopic       string        `name:"dlq-topic" help:"Dead-letter topic for undecodable events." env:"KAUDIT_DLQ_TOPIC" default:"${dlq_topic}"`
+	Partitions     int           `help:"Partitions of topics the correlator creates." env:"KAUDIT_PARTITIONS" default:"6"`
+	Replication    int           `help:"Replication factor of topics the correlator creates." env:"KAUDIT_REPLICATION" default:"1"`
+	StorageDir     string        `help:"Directory of the local group-table copy." env:"KAUDIT_STORAGE_DIR" default:"/var/lib/kaudit/correlator" type:"path"`
+	SweepInterval  time.Duration `help:"How often the trails that are due are swept (deadlines are decided at most this late)." env:"KAUDIT_SWEEP_INTERVAL" default:"1s"`
 
 	DefaultDeadline   time.Duration `help:"Delivery deadline after the acknowledgement, for topics whose expectation sets none." env:"KAUDIT_DEFAULT_DEADLINE" default:"5m"`
 	Grace             time.Duration `help:"How long a message with a loss is kept after its deadline, to turn a late consume into LATE." env:"KAUDIT_GRACE" default:"15m"`
@@ -73,9 +75,9 @@ func (c *config) check() error {
 	var errs []error
 	positive := map[string]time.Duration{
 		"--sweep-interval": c.SweepInterval, "--default-deadline": c.DefaultDeadline, "--grace": c.Grace,
-		"--duplicate-window": c.DuplicateWindow, "--clock-skew": c.ClockSkew,
+		"--duplicate-window": c.DuplicateWindow, "--clock-skew": c.ClockSkew, "--session-timeout": c.SessionTimeout,
 	}
-	for _, name := range []string{"--sweep-interval", "--default-deadline", "--grace", "--duplicate-window", "--clock-skew"} {
+	for _, name := range []string{"--sweep-interval", "--default-deadline", "--grace", "--duplicate-window", "--clock-skew", "--session-timeout"} {
 		if positive[name] <= 0 {
 			errs = append(errs, fmt.Errorf("%s must be positive, got %v", name, positive[name]))
 		}
@@ -110,6 +112,8 @@ func run(cfg config) error {
 		Sarama:            sar,
 		ClientOpts:        kopts,
 		Group:             cfg.Group,
+		InstanceID:        cfg.InstanceID,
+		SessionTimeout:    cfg.SessionTimeout,
 		EventsTopic:       cfg.EventsTopic,
 		VerdictsTopic:     cfg.VerdictsTopic,
 		DLQTopic:          cfg.DLQTopic,

@@ -20,6 +20,7 @@ import (
 	"github.com/alecthomas/kong"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sethvargo/go-retry"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/kaudit/kaudit/internal/cli"
@@ -35,17 +36,19 @@ type config struct {
 	cli.Log        `embed:""`
 	cli.Metrics    `embed:""`
 
-	Sink          string        `help:"Where to write: clickhouse, or log (verdicts as JSON lines on stdout)." env:"KAUDIT_SINK" default:"clickhouse" enum:"clickhouse,log"`
-	Group         string        `help:"Consumer group of this sink (default kaudit-sink-<sink>)." env:"KAUDIT_SINK_GROUP"`
-	VerdictsTopic string        `help:"Verdicts topic to read; empty to skip." env:"KAUDIT_VERDICTS_TOPIC" default:"${verdicts_topic}"`
-	EventsTopic   string        `help:"Raw audit events topic to read; empty to skip (the log sink skips it by default)." env:"KAUDIT_EVENTS_TOPIC" default:"${events_topic}"`
-	AdminTopic    string        `help:"kaudit-proxy's admin audit topic to read; empty to skip." env:"KAUDIT_ADMIN_TOPIC" default:"kaudit.admin"`
-	TrafficTopic  string        `help:"kaudit-proxy's traffic topic to read; empty to skip." env:"KAUDIT_TRAFFIC_TOPIC" default:"kaudit.traffic"`
-	BatchSize     int           `name:"batch.size" help:"Most records written in one batch." env:"KAUDIT_BATCH_SIZE" default:"10000"`
-	FlushInterval time.Duration `name:"flush.interval" help:"Longest a read record waits for its batch to be written." env:"KAUDIT_FLUSH_INTERVAL" default:"1s"`
-	Tolerance     string        `name:"errors.tolerance" help:"On an undecodable record: all (dead-letter it and go on) or none (stop)." env:"KAUDIT_ERRORS_TOLERANCE" default:"all" enum:"all,none"`
-	DLQTopic      string        `name:"errors.deadletterqueue.topic.name" help:"Dead-letter topic; empty drops undecodable records (counted)." env:"KAUDIT_DLQ_TOPIC" default:"${dlq_topic}"`
-	Migrate       bool          `help:"Apply the ClickHouse migrations before starting." env:"KAUDIT_MIGRATE" negatable:"" default:"true"`
+	Sink           string        `help:"Where to write: clickhouse, or log (verdicts as JSON lines on stdout)." env:"KAUDIT_SINK" default:"clickhouse" enum:"clickhouse,log"`
+	Group          string        `help:"Consumer group of this sink (default kaudit-sink-<sink>)." env:"KAUDIT_SINK_GROUP"`
+	VerdictsTopic  string        `help:"Verdicts topic to read; empty to skip." env:"KAUDIT_VERDICTS_TOPIC" default:"${verdicts_topic}"`
+	EventsTopic    string        `help:"Raw audit events topic to read; empty to skip (the log sink skips it by default)." env:"KAUDIT_EVENTS_TOPIC" default:"${events_topic}"`
+	AdminTopic     string        `help:"kaudit-proxy's admin audit topic to read; empty to skip." env:"KAUDIT_ADMIN_TOPIC" default:"kaudit.admin"`
+	TrafficTopic   string        `help:"kaudit-proxy's traffic topic to read; empty to skip." env:"KAUDIT_TRAFFIC_TOPIC" default:"kaudit.traffic"`
+	BatchSize      int           `name:"batch.size" help:"Most records written in one batch." env:"KAUDIT_BATCH_SIZE" default:"10000"`
+	FlushInterval  time.Duration `name:"flush.interval" help:"Longest a read record waits for its batch to be written." env:"KAUDIT_FLUSH_INTERVAL" default:"1s"`
+	Tolerance      string        `name:"errors.tolerance" help:"On an undecodable record: all (dead-letter it and go on) or none (stop)." env:"KAUDIT_ERRORS_TOLERANCE" default:"all" enum:"all,none"`
+	DLQTopic       string        `name:"errors.deadletterqueue.topic.name" help:"Dead-letter topic; empty drops undecodable records (counted)." env:"KAUDIT_DLQ_TOPIC" default:"${dlq_topic}"`
+	SessionTimeout time.Duration `help:"Consumer-group session timeout: how long the partitions of a sink that died wait before another takes them." env:"KAUDIT_SESSION_TIMEOUT" default:"10s"`
+	InstanceID     string        `name:"group-instance-id" help:"Static group membership (KIP-345): a sink restarted with the same ID takes its partitions back at once, without a rebalance (e.g. the pod name of a StatefulSet)." env:"KAUDIT_GROUP_INSTANCE_ID"`
+	Migrate        bool          `help:"Apply the ClickHouse migrations before starting." env:"KAUDIT_MIGRATE" negatable:"" default:"true"`
 }
 
 func main() {
@@ -66,6 +69,13 @@ func run(cfg config) error {
 	kopts, err := cfg.ClientOpts()
 	if err != nil {
 		return err
+	}
+	if cfg.SessionTimeout <= 0 {
+		return fmt.Errorf("--session-timeout must be positive, got %v", cfg.SessionTimeout)
+	}
+	kopts = append(kopts, kgo.SessionTimeout(cfg.SessionTimeout), kgo.HeartbeatInterval(cfg.SessionTimeout/4))
+	if cfg.InstanceID != "" {
+		kopts = append(kopts, kgo.InstanceID(cfg.InstanceID))
 	}
 	var sink sinks.Sink
 	eventsTopic, adminTopic, trafficTopic := cfg.EventsTopic, cfg.AdminTopic, cfg.TrafficTopic

@@ -59,10 +59,18 @@ type Config struct {
 	// Output replaces that client (tests).
 	Output Output
 
-	Group         string
-	EventsTopic   string
-	VerdictsTopic string
-	DLQTopic      string
+	Group string
+	// InstanceID enables static group membership (KIP-345): a correlator
+	// restarted with the same ID takes its partitions back without a
+	// rebalance. SessionTimeout is how long a dead instance's partitions
+	// wait before others take them (default sarama's 10s).
+	InstanceID     string
+	SessionTimeout time.Duration
+	EventsTopic    string
+	VerdictsTopic  string
+	DLQTopic       string
+	// LagTopic receives the per-minute LagReports ("-": none).
+	LagTopic string
 	// Partitions and Replication are used when the correlator creates
 	// missing topics. The events topic decides the table's partitions.
 	Partitions  int
@@ -178,6 +186,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.DLQTopic == "" {
 		c.DLQTopic = audit.DefaultDLQTopic
+	}
+	if c.LagTopic == "" {
+		c.LagTopic = audit.DefaultLagTopic
 	}
 	if c.ExpectationsTopic == "" {
 		c.ExpectationsTopic = audit.DefaultExpectationsTopic

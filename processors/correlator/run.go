@@ -2,8 +2,10 @@ package correlator
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 
@@ -16,7 +18,25 @@ import (
 	"github.com/kaudit/kaudit/processors/learner"
 )
 
-func (c *Correlator) saramaConfig() *sarama.Config { return gokaopts.Sarama(c.cfg.Sarama) }
+func (c *Correlator) saramaConfig() *sarama.Config {
+	sc := gokaopts.Sarama(c.cfg.Sarama)
+	c.membership(sc)
+	return sc
+}
+
+// membership applies the static membership and session settings.
+func (c *Correlator) membership(sc *sarama.Config) {
+	if c.cfg.SessionTimeout > 0 {
+		sc.Consumer.Group.Session.Timeout = c.cfg.SessionTimeout
+		sc.Consumer.Group.Heartbeat.Interval = c.cfg.SessionTimeout / 4
+	}
+	if c.cfg.InstanceID != "" {
+		sc.Consumer.Group.InstanceId = c.cfg.InstanceID
+		if !sc.Version.IsAtLeast(sarama.V2_3_0_0) {
+			sc.Version = sarama.V2_3_0_0
+		}
+	}
+}
 
 func (c *Correlator) topicManagerConfig() *goka.TopicManagerConfig {
 	return gokaopts.TopicManager(c.cfg.Replication)
@@ -33,7 +53,11 @@ func (c *Correlator) EnsureTopics() error {
 	}
 	defer tm.Close()
 	c.warnReplication()
-	for _, t := range []string{c.cfg.EventsTopic, c.cfg.VerdictsTopic, c.cfg.DLQTopic} {
+	topics := []string{c.cfg.EventsTopic, c.cfg.VerdictsTopic, c.cfg.DLQTopic}
+	if c.cfg.LagTopic != "-" {
+		topics = append(topics, c.cfg.LagTopic)
+	}
+	for _, t := range topics {
 		if err := ensure(func() error { return tm.EnsureStreamExists(t, c.cfg.Partitions) }); err != nil {
 			return fmt.Errorf("correlator: ensure topic %s: %w", t, err)
 		}
@@ -85,8 +109,10 @@ func (c *Correlator) warnReplication() {
 // Options are the goka processor options the correlator runs with; tests
 // append goka.WithTester.
 func (c *Correlator) Options() []goka.ProcessorOption {
+	base := gokaopts.Sarama(c.cfg.Sarama)
+	c.membership(base)
 	opts := gokaopts.Options(gokaopts.Config{
-		Base:        c.cfg.Sarama,
+		Base:        base,
 		StorageDir:  c.cfg.StorageDir,
 		Replication: c.cfg.Replication,
 		ClientID:    c.cfg.Group,
@@ -175,9 +201,15 @@ func (c *Correlator) RunProcessor(ctx context.Context, proc *goka.Processor) err
 		defer close(sweeps)
 		c.sweepLoop(runCtx, proc)
 	}()
+	lags := make(chan struct{})
+	go func() {
+		defer close(lags)
+		c.lagLoop(runCtx, proc)
+	}()
 	err := proc.Run(runCtx)
 	cancel()
 	<-sweeps
+	<-lags
 	if ctx.Err() != nil {
 		return nil // asked to stop
 	}
@@ -273,4 +305,69 @@ func learnResolution(warmup time.Duration) time.Duration {
 		return max(warmup/4, time.Millisecond)
 	}
 	return time.Minute
+}
+
+// lagLoop reports, at the start of every minute, what each expected group
+// has not consumed (LagReport) to the lag topic.
+func (c *Correlator) lagLoop(ctx context.Context, proc *goka.Processor) {
+	if c.cfg.LagTopic == "-" {
+		return
+	}
+	if err := proc.WaitForReadyContext(ctx); err != nil {
+		return
+	}
+	for {
+		now := time.Now()
+		next := now.Truncate(time.Minute).Add(time.Minute)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(next.Sub(now)):
+		}
+		if err := c.ReportLag(ctx, next); err != nil && ctx.Err() == nil {
+			c.log.Warn("correlator: lag report failed", "err", err)
+		}
+	}
+}
+
+// ReportLag writes one LagReport per (topic, group) with pending messages,
+// for the minute starting at minute, to the lag topic.
+func (c *Correlator) ReportLag(ctx context.Context, minute time.Time) error {
+	stats := map[[2]string]pendingStat{}
+	var errs []error
+	c.stores.each(func(st *tableStorage) {
+		if err := st.pendingStats(stats); err != nil {
+			errs = append(errs, err)
+		}
+	})
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	now := c.cfg.Now()
+	for k, s := range stats {
+		r := audit.LagReport{
+			Minute: minute.Unix(), Topic: k[0], Group: k[1], Instance: c.instance(),
+			OldestAckNs: s.oldestAckNs, AgeMs: max(now.UnixNano()-s.oldestAckNs, 0) / 1e6, Pending: s.count,
+		}
+		b, err := json.Marshal(&r)
+		if err != nil {
+			return fmt.Errorf("correlator: lag report: %w", err)
+		}
+		c.out.Produce(ctx, &kgo.Record{Topic: c.cfg.LagTopic, Key: []byte(k[0] + "\x00" + k[1] + "\x00" + r.Instance), Value: b},
+			func(_ *kgo.Record, err error) {
+				if err != nil {
+					c.log.Warn("correlator: lag report not written", "err", err)
+				}
+			})
+	}
+	return nil
+}
+
+// instance names this correlator in lag reports.
+func (c *Correlator) instance() string {
+	host, _ := os.Hostname()
+	if c.cfg.InstanceID != "" {
+		return c.cfg.InstanceID + "@" + host
+	}
+	return fmt.Sprintf("%s@%s/%d", c.cfg.Group, host, os.Getpid())
 }

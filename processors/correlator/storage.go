@@ -506,6 +506,44 @@ func (d *dueIterator) Value() ([]byte, error) {
 func (d *dueIterator) Release()           { d.st.releaseIter(d.it) }
 func (d *dueIterator) Seek(_ []byte) bool { return false }
 
+// pendingStat is what the oldest-unconsumed index says of one (topic,
+// group).
+type pendingStat struct {
+	oldestAckNs int64
+	count       uint64
+}
+
+// pendingStats counts, per (topic, group), the trails' pending entries and
+// their earliest acknowledgement time (a full scan of the index: what is
+// pending, not the table).
+func (st *tableStorage) pendingStats(into map[[2]string]pendingStat) error {
+	it, err := st.newIter(&pebble.IterOptions{LowerBound: []byte{nsPending}, UpperBound: []byte{nsPending + 1}})
+	if err != nil {
+		return err
+	}
+	defer st.releaseIter(it)
+	for ok := it.First(); ok; ok = it.Next() {
+		k := it.Key()[1:]
+		i := bytes.IndexByte(k, 0)
+		if i < 0 {
+			continue
+		}
+		j := bytes.IndexByte(k[i+1:], 0)
+		if j < 0 || len(k) < i+1+j+1+8 {
+			continue
+		}
+		id := [2]string{string(k[:i]), string(k[i+1 : i+1+j])}
+		ack := int64(binary.BigEndian.Uint64(k[i+1+j+1:]))
+		s, seen := into[id]
+		if !seen || ack < s.oldestAckNs {
+			s.oldestAckNs = ack
+		}
+		s.count++
+		into[id] = s
+	}
+	return it.Error()
+}
+
 // oldestPending returns, per (topic, group), the earliest acknowledgement
 // time among the trails' pending entries.
 func (st *tableStorage) oldestPending(into map[[2]string]int64) error {
