@@ -12,6 +12,38 @@ import (
 	"github.com/kaudit/kaudit/store"
 )
 
+// The statements behind the Clients and Admin audit pages and `kaudit
+// report --clients/--admin`.
+var (
+	qClientFlows = store.NewQuery("report.clients.flows", `SELECT topic, principal, client_id, consumer_group,
+	       if(api = 'Produce', 'produce', 'consume') AS direction,
+	       sum(records), sum(bytes), sum(requests), sum(errors), uniqExact(toStartOfMinute(window_start))
+	FROM {client_traffic} FINAL
+	WHERE topic != '' AND api IN ('Produce', 'Fetch', 'ShareFetch')
+	  AND window_start >= toDateTime(?) AND window_start < toDateTime(?)
+	  AND (? = '' OR topic = ?) AND (? = '' OR principal = ?)
+	GROUP BY topic, principal, client_id, consumer_group, direction
+	ORDER BY topic, direction DESC, sum(records) DESC, principal, client_id, consumer_group
+	LIMIT 1000`)
+	qTopicMinutes = store.NewQuery("report.clients.topic_minutes", `SELECT toStartOfMinute(window_start) AS m, topic,
+	       sumIf(records, api = 'Produce'), sumIf(records, api != 'Produce'),
+	       sumIf(bytes, api = 'Produce'), sumIf(bytes, api != 'Produce')
+	FROM {client_traffic} FINAL
+	WHERE topic != '' AND api IN ('Produce', 'Fetch', 'ShareFetch')
+	  AND window_start >= toDateTime(?) AND window_start < toDateTime(?)
+	  AND (? = '' OR topic = ?) AND (? = '' OR principal = ?)
+	GROUP BY m, topic
+	ORDER BY m, topic`)
+	qAdminAudit = store.NewQuery("report.admin_audit", `SELECT event_time, method, operation, resource_type, resource_name, pattern_type,
+	       principal, client_address, client_id, allowed, error, detail
+	FROM {admin_audit} FINAL
+	WHERE event_time >= toDateTime(?) AND event_time < toDateTime(?)
+	  AND (? = '' OR principal = ?) AND (? = '' OR method = ?) AND (? = '' OR resource_name = ?)
+	  AND (? = 0 OR allowed = 0)
+	ORDER BY event_time DESC, event_id, resource_index
+	LIMIT ?`)
+)
+
 // ClientFilter selects kaudit-proxy traffic: windows starting in [Since,
 // Until) (zero Until: open-ended), of Topic and Principal when they are not
 // empty.
@@ -44,17 +76,7 @@ type ClientFlow struct {
 // topic, direction and records (most first).
 func ClientFlows(ctx context.Context, conn driver.Conn, db string, f ClientFilter) ([]ClientFlow, error) {
 	from, to := f.bounds()
-	q := `SELECT topic, principal, client_id, consumer_group,
-	       if(api = 'Produce', 'produce', 'consume') AS direction,
-	       sum(records), sum(bytes), sum(requests), sum(errors), uniqExact(toStartOfMinute(window_start))
-	FROM ` + store.Table(db, store.ClientTrafficTable) + ` FINAL
-	WHERE topic != '' AND api IN ('Produce', 'Fetch', 'ShareFetch')
-	  AND window_start >= toDateTime(?) AND window_start < toDateTime(?)
-	  AND (? = '' OR topic = ?) AND (? = '' OR principal = ?)
-	GROUP BY topic, principal, client_id, consumer_group, direction
-	ORDER BY topic, direction DESC, sum(records) DESC, principal, client_id
-	LIMIT 1000`
-	rows, err := conn.Query(ctx, q, from, to, f.Topic, f.Topic, f.Principal, f.Principal)
+	rows, err := conn.Query(ctx, qClientFlows.SQL(db), from, to, f.Topic, f.Topic, f.Principal, f.Principal)
 	if err != nil {
 		return nil, fmt.Errorf("report: client flows: %w", err)
 	}
@@ -84,16 +106,7 @@ type TopicMinute struct {
 // TopicMinutes returns the per-minute traffic of each topic, by minute.
 func TopicMinutes(ctx context.Context, conn driver.Conn, db string, f ClientFilter) ([]TopicMinute, error) {
 	from, to := f.bounds()
-	q := `SELECT toStartOfMinute(window_start) AS m, topic,
-	       sumIf(records, api = 'Produce'), sumIf(records, api != 'Produce'),
-	       sumIf(bytes, api = 'Produce'), sumIf(bytes, api != 'Produce')
-	FROM ` + store.Table(db, store.ClientTrafficTable) + ` FINAL
-	WHERE topic != '' AND api IN ('Produce', 'Fetch', 'ShareFetch')
-	  AND window_start >= toDateTime(?) AND window_start < toDateTime(?)
-	  AND (? = '' OR topic = ?) AND (? = '' OR principal = ?)
-	GROUP BY m, topic
-	ORDER BY m, topic`
-	rows, err := conn.Query(ctx, q, from, to, f.Topic, f.Topic, f.Principal, f.Principal)
+	rows, err := conn.Query(ctx, qTopicMinutes.SQL(db), from, to, f.Topic, f.Topic, f.Principal, f.Principal)
 	if err != nil {
 		return nil, fmt.Errorf("report: topic minutes: %w", err)
 	}
@@ -153,15 +166,7 @@ func AdminAudit(ctx context.Context, conn driver.Conn, db string, f AuditFilter)
 	if f.Denied {
 		deniedOnly = 1
 	}
-	q := `SELECT event_time, method, operation, resource_type, resource_name, pattern_type,
-	       principal, client_address, client_id, allowed, error, detail
-	FROM ` + store.Table(db, store.AdminAuditTable) + ` FINAL
-	WHERE event_time >= toDateTime(?) AND event_time < toDateTime(?)
-	  AND (? = '' OR principal = ?) AND (? = '' OR method = ?) AND (? = '' OR resource_name = ?)
-	  AND (? = 0 OR allowed = 0)
-	ORDER BY event_time DESC, event_id, resource_index
-	LIMIT ?`
-	rows, err := conn.Query(ctx, q, from, to, f.Principal, f.Principal, f.Method, f.Method, f.Resource, f.Resource, deniedOnly, limit)
+	rows, err := conn.Query(ctx, qAdminAudit.SQL(db), from, to, f.Principal, f.Principal, f.Method, f.Method, f.Resource, f.Resource, deniedOnly, limit)
 	if err != nil {
 		return nil, fmt.Errorf("report: admin audit: %w", err)
 	}

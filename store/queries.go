@@ -10,8 +10,8 @@ import (
 // Query is one SQL statement kaudit sends to ClickHouse outside the
 // migrations and the sink's inserts, registered by name. Its text names
 // tables by placeholders ({events}, {deliveries}, {rollup}, {alerts},
-// {slo_status}) that SQL replaces with the quoted tables of a database.
-// Values reach it only as bound ? parameters.
+// {slo_status}, {admin_audit}, {client_traffic}) that SQL replaces with the
+// quoted tables of a database. Values reach it only as bound ? parameters.
 //
 // Every such statement is a registered Query, so that the conformance tests
 // can enumerate them: they run each on ClickHouse 18.16 and 26.x over the
@@ -63,5 +63,7 @@ func (q *Query) SQL(db string) string {
 		"{rollup}", Table(db, RollupTable),
 		"{alerts}", Table(db, AlertsTable),
 		"{slo_status}", Table(db, SLOStatusTable),
+		"{admin_audit}", Table(db, AdminAuditTable),
+		"{client_traffic}", Table(db, ClientTrafficTable),
 	).Replace(q.text)
 }

@@ -29,7 +29,8 @@ func init() {
 }
 
 // placeholder is a table's placeholder in a Query's text.
-var placeholder = map[string]string{EventsTable: "events", DeliveriesTable: "deliveries", RollupTable: "rollup"}
+var placeholder = map[string]string{EventsTable: "events", DeliveriesTable: "deliveries", RollupTable: "rollup",
+	AdminAuditTable: "admin_audit", ClientTrafficTable: "client_traffic"}
 
 // Partition is one day partition of a kaudit table.
 type Partition struct {

@@ -114,7 +114,9 @@ func TestSameAnswersOn18And26(t *testing.T) {
 	}
 	for _, e := range engines {
 		t.Run("report/"+e.name, func(t *testing.T) { reports(t, e, fx) })
+		t.Run("proxy-report/"+e.name, func(t *testing.T) { proxyReports(t, e, fx) })
 		t.Run("web/"+e.name, func(t *testing.T) { pages(t, e, fx) })
+		t.Run("proxy-web/"+e.name, func(t *testing.T) { proxyPages(t, e, fx) })
 		t.Run("grafana/"+e.name, func(t *testing.T) { grafana(t, e, fx) })
 		t.Run("percentiles/"+e.name, func(t *testing.T) { percentiles(t, e, fx) })
 		t.Run("alerts/"+e.name, func(t *testing.T) { alertChecks(t, e, fx) }) // alerts_test.go
@@ -271,6 +273,7 @@ func load(t *testing.T, e *engine, fx *fixture) {
 	if final != uint64(len(fx.latest)) {
 		t.Errorf("deliveries FINAL has %d rows, want %d", final, len(fx.latest))
 	}
+	proxyLoaded(t, e, fx)
 }
 
 // reports runs what `kaudit report` and `kaudit trail` read, over filters.
@@ -367,15 +370,25 @@ func grafana(t *testing.T, e *engine, fx *fixture) {
 		t.Fatalf("only %d Grafana queries", len(qs))
 	}
 	from, to := fx.now.Add(-time.Hour), fx.now
+	sels := []map[string]string{
+		{"topic": "", "group": ""}, {"topic": "orders", "group": "billing"}, {"topic": "' OR 1=1 --", "group": ""},
+	}
+	answers := make([]map[string][][]any, len(sels))
+	columns := map[string][]string{}
 	for _, q := range qs {
-		for _, sel := range []map[string]string{
-			{"topic": "", "group": ""}, {"topic": "orders", "group": "billing"}, {"topic": "' OR 1=1 --", "group": ""},
-		} {
+		for i, sel := range sels {
 			sql, err := deploy.ExpandGrafana(q.SQL, e.cfg.Database, sel, from, to)
 			if err != nil {
 				t.Fatal(err)
 			}
 			cols, rows := query(t, e.raw, sql)
+			if answers[i] == nil {
+				answers[i] = map[string][][]any{}
+			}
+			answers[i][q.Panel] = append(answers[i][q.Panel], rows...)
+			if len(cols) > 0 {
+				columns[q.Panel] = cols
+			}
 			if len(rows) == 0 && sel["topic"] != "' OR 1=1 --" && !strings.Contains(q.Panel, "Latest anomalies") {
 				t.Errorf("Grafana %s %v: no rows", q.Panel, sel)
 			}
@@ -385,6 +398,9 @@ func grafana(t *testing.T, e *engine, fx *fixture) {
 			e.put(fmt.Sprintf("grafana %s %v", q.Panel, sel), fmt.Sprint(cols, rows))
 		}
 	}
+	// kaudit-proxy's panels show the fixture's numbers.
+	grafanaProxy(t, fx, "", from, to, columns, answers[0])
+	grafanaProxy(t, fx, "orders", from, to, columns, answers[1])
 }
 
 // query runs sql and returns its columns and rows, numbers as float64 (the
@@ -512,7 +528,7 @@ func retention(t *testing.T, e *engine, fx *fixture) {
 		t.Fatal(err)
 	}
 	var want []string
-	for _, tbl := range []string{store.DeliveriesTable, store.RollupTable, store.EventsTable} {
+	for _, tbl := range []string{store.AdminAuditTable, store.ClientTrafficTable, store.DeliveriesTable, store.RollupTable, store.EventsTable} {
 		for _, d := range fx.oldDays {
 			want = append(want, tbl+"/"+d.Format("20060102"))
 		}
@@ -552,4 +568,23 @@ func retention(t *testing.T, e *engine, fx *fixture) {
 		t.Errorf("%d deliveries left, want the %d recent ones", n, recent)
 	}
 	e.put("deliveries after retention", n)
+	recentAdmin, recentTraffic := 0, 0
+	for _, a := range fx.admin {
+		if !a.Event.Time.Before(cutoff.Truncate(24 * time.Hour)) {
+			recentAdmin++
+		}
+	}
+	for _, tr := range fx.traffic {
+		if !tr.WindowStart.Before(cutoff.Truncate(24 * time.Hour)) {
+			recentTraffic++
+		}
+	}
+	for tbl, want := range map[string]int{store.AdminAuditTable: recentAdmin, store.ClientTrafficTable: recentTraffic} {
+		if err := e.raw.QueryRow(ctx, "SELECT count() FROM "+store.Table(e.cfg.Database, tbl)+" FINAL").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n != uint64(want) || want == 0 {
+			t.Errorf("%s after retention: %d rows, want the %d recent ones", tbl, n, want)
+		}
+	}
 }

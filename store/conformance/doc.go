@@ -4,10 +4,12 @@
 // 26.8), the latter in the test process through libchdb (internal/chdb).
 //
 // On both, the tests apply every migration up, down to nothing and up
-// again; load the same fixture of verdicts and events through the sink;
-// then run every statement of store's query registry (the rollup refresh,
-// retention, and the report queries behind `kaudit report`, `kaudit trail`
-// and every page of `kaudit web`) through the product's own functions,
+// again; load the same fixture of verdicts, events and kaudit-proxy audit
+// (admin audit, client traffic) through the sink; then run every
+// statement of store's query registry (the rollup refresh, retention, and
+// the report queries behind `kaudit report`, `kaudit report --clients`
+// and `--admin`, `kaudit trail` and every page of `kaudit web`) through
+// the product's own functions,
 // with the values bound by clickhouse-go as the product binds them, and
 // every Grafana panel and variable with its macros substituted; and they
 // compare the results: same rows, same numbers, same rendered pages. A

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/kaudit/kaudit/codecs"
+	"github.com/kaudit/kaudit/proxy/traffic"
 	"github.com/kaudit/kaudit/report"
 	"github.com/kaudit/kaudit/sinks"
 	"github.com/kaudit/kaudit/store"
@@ -29,6 +30,10 @@ type fixture struct {
 	trailIDs []string
 	// oldDays are the days (UTC) before the retention cutoff that hold rows.
 	oldDays []time.Time
+	// traffic and admin are kaudit-proxy's records (proxyfixture_test.go),
+	// each distinct.
+	traffic []traffic.Record
+	admin   []sinks.AdminRow
 }
 
 // groups of the fixture; ledger is slow.
@@ -130,10 +135,12 @@ func newFixture(now time.Time) *fixture {
 			message("orders", fmt.Sprintf("old%d-%02d", daysAgo, i), day.Add(time.Duration(i)*time.Hour+time.Minute), i < 2)
 		}
 	}
+	f.addProxy(rand.New(rand.NewPCG(10, 20)))
 	f.batches = []*sinks.Batch{
-		{Events: events, Verdicts: first},
+		{Events: events, Verdicts: first, Admin: f.admin, Traffic: f.traffic},
 		{Verdicts: corrections},
-		{Events: events[:len(events)/2], Verdicts: first[:len(first)/3]}, // a retried batch
+		{Events: events[:len(events)/2], Verdicts: first[:len(first)/3], // a retried batch
+			Admin: f.admin[:len(f.admin)/2], Traffic: f.traffic[:len(f.traffic)/3]},
 		{Verdicts: stale},
 	}
 	return f

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/kaudit/kaudit/store"
 )
 
 // sqlStart matches a string that starts an SQL statement.
@@ -72,6 +74,21 @@ func TestSQLOnlyInTheRegistry(t *testing.T) {
 				}
 				return true
 			})
+		}
+	}
+}
+
+// Every registered statement names its tables by placeholders that
+// Query.SQL knows (a table without one would become "{}" or "{name}" in
+// the SQL and fail only when it runs).
+func TestQueryPlaceholdersResolve(t *testing.T) {
+	left := regexp.MustCompile(`\{[a-z_]*\}`)
+	if len(store.Queries()) < 20 {
+		t.Fatalf("only %d registered queries", len(store.Queries()))
+	}
+	for _, q := range store.Queries() {
+		if m := left.FindString(q.SQL("db")); m != "" {
+			t.Errorf("%s: placeholder %s left in its SQL", q.Name, m)
 		}
 	}
 }
