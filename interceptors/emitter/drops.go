@@ -6,8 +6,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/kaudit/kaudit/audit"
 	"github.com/kaudit/kaudit/codecs"
-	"github.com/kaudit/kaudit/internal/corrid"
 )
 
 // DefaultMaxDropWindows is the number of distinct (client, topic, group,
@@ -115,7 +115,7 @@ func (t *dropTable) take() []*codecs.Event {
 			out = append(out, &codecs.Event{
 				Version:       codecs.SchemaVersion,
 				Kind:          codecs.KindDrops,
-				CorrelationID: corrid.String(),
+				CorrelationID: audit.NewCorrelationID(),
 				Topic:         k.topic,
 				Group:         k.group,
 				ClientID:      k.clientID,

@@ -15,9 +15,10 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/kaudit/kaudit/audit"
 	"github.com/kaudit/kaudit/codecs"
 	"github.com/kaudit/kaudit/interceptors/emitter"
-	"github.com/kaudit/kaudit/internal/kafkatest"
+	"github.com/kaudit/kaudit/internal/testing/kafkatest"
 )
 
 // brokerFaults makes a kfake cluster's produce handling pause (every
@@ -118,7 +119,7 @@ func mixedEvent(base time.Time, i int) *codecs.Event {
 func readAudit(t *testing.T, c *kfake.Cluster) (events map[string]*codecs.Event, reports []*codecs.Event) {
 	t.Helper()
 	events = map[string]*codecs.Event{}
-	for _, r := range kafkatest.Consume(t, c, emitter.DefaultTopic, 1<<30, 2*time.Second) {
+	for _, r := range kafkatest.Consume(t, c, audit.DefaultEventsTopic, 1<<30, 2*time.Second) {
 		ev, err := codecs.DecodeEvent(r.Value)
 		if err != nil {
 			t.Fatalf("audit record %q does not decode: %v", r.Value, err)
@@ -156,7 +157,7 @@ func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool)
 // did not arrive, per client, topic, group, kind and minute.
 func TestDropReportsCoverEveryDrop(t *testing.T) {
 	c := kafkatest.NewCluster(t)
-	kafkatest.CreateTopic(t, c, emitter.DefaultTopic, 3)
+	kafkatest.CreateTopic(t, c, audit.DefaultEventsTopic, 3)
 	faults := installFaults(c)
 	em, err := emitter.New(emitter.Config{
 		Brokers:    c.ListenAddrs(),
@@ -267,7 +268,7 @@ func TestDropReportsCoverEveryDrop(t *testing.T) {
 // dropped events' own times.
 func TestDropReportsWindow(t *testing.T) {
 	c := kafkatest.NewCluster(t)
-	kafkatest.CreateTopic(t, c, emitter.DefaultTopic, 1)
+	kafkatest.CreateTopic(t, c, audit.DefaultEventsTopic, 1)
 	faults := installFaults(c)
 	em, err := emitter.New(emitter.Config{Brokers: c.ListenAddrs(), QueueSize: 1,
 		ClientOpts: []kgo.Opt{kgo.MaxBufferedRecords(1)}})
@@ -308,7 +309,7 @@ func TestDropReportsWindow(t *testing.T) {
 // overflow goes to a catch-all report, and the counts still add up.
 func TestDropTableFull(t *testing.T) {
 	c := kafkatest.NewCluster(t)
-	kafkatest.CreateTopic(t, c, emitter.DefaultTopic, 1)
+	kafkatest.CreateTopic(t, c, audit.DefaultEventsTopic, 1)
 	faults := installFaults(c)
 	em, err := emitter.New(emitter.Config{Brokers: c.ListenAddrs(), QueueSize: 1, MaxDropWindows: 3,
 		ClientOpts: []kgo.Opt{kgo.MaxBufferedRecords(1)}})
@@ -360,7 +361,7 @@ func TestDropTableFull(t *testing.T) {
 // heap does not grow by what was emitted.
 func TestQueueBoundedByBytes(t *testing.T) {
 	c := kafkatest.NewCluster(t)
-	kafkatest.CreateTopic(t, c, emitter.DefaultTopic, 1)
+	kafkatest.CreateTopic(t, c, audit.DefaultEventsTopic, 1)
 	faults := installFaults(c)
 	em, err := emitter.New(emitter.Config{Brokers: c.ListenAddrs(), QueueBytes: 1 << 20})
 	if err != nil {

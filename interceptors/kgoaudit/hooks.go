@@ -137,8 +137,9 @@ type stateKey struct{}
 // is filled in place and handed to the Emitter at ack time.
 type produceState struct {
 	context.Context
-	ev codecs.Event
-	id [audit.CorrelationIDLen]byte // generated correlation ID; the header value points here
+	ev  codecs.Event
+	id  [audit.CorrelationIDLen]byte // generated correlation ID; the header value points here
+	hdr [1]kgo.RecordHeader          // the headers of a record that had none
 }
 
 func (s *produceState) Value(key any) any {
@@ -186,13 +187,29 @@ func (h *Hooks) OnProduceRecordBuffered(r *kgo.Record) {
 	} else {
 		audit.PutCorrelationID(&s.id)
 		s.ev.CorrelationID = string(s.id[:])
-		if i >= 0 {
-			r.Headers[i].Value = s.id[:]
-		} else {
-			r.Headers = append(r.Headers, kgo.RecordHeader{Key: audit.CorrelationHeader, Value: s.id[:]})
-		}
+		r.Headers = withID(r.Headers, i, s)
 	}
 	r.Context = s
+}
+
+// withID returns the headers hs with the correlation ID of s at index i
+// (appended if i < 0). It never writes into hs, whose backing array belongs
+// to the application and may be shared by records produced concurrently:
+// the result is a new slice (the state's own one-element array when hs is
+// empty, which costs no allocation).
+func withID(hs []kgo.RecordHeader, i int, s *produceState) []kgo.RecordHeader {
+	h := kgo.RecordHeader{Key: audit.CorrelationHeader, Value: s.id[:]}
+	if len(hs) == 0 {
+		s.hdr[0] = h
+		return s.hdr[:1:1]
+	}
+	out := make([]kgo.RecordHeader, len(hs), len(hs)+1)
+	copy(out, hs)
+	if i >= 0 {
+		out[i] = h
+		return out
+	}
+	return append(out, h)
 }
 
 // OnProduceRecordUnbuffered implements kgo.HookProduceRecordUnbuffered. It
