@@ -157,15 +157,22 @@ func (in *instance) confDestroy() {
 
 // read moves records from the ring to the sink until the ring is closed
 // and empty. It waits on the ring's eventfd (through the Go netpoller, so
-// no thread is held) when the ring is empty.
+// no thread is held) when the ring is empty: on a duplicate of it, which
+// it closes when it returns; the ring's own descriptor, which librdkafka's
+// threads write, is closed only when the ring is freed (see ring.c).
 func (c *client) read() {
 	defer close(c.done)
-	wake := os.NewFile(uintptr(C.kaudit_ring_fd(c.ring)), "kaudit-ring")
-	defer wake.Close()
+	var wake *os.File // nil (no eventfd): poll
+	if fd := int(C.kaudit_ring_fd(c.ring)); fd >= 0 {
+		wake = os.NewFile(uintptr(fd), "kaudit-ring")
+		defer wake.Close()
+	}
+	defer c.takeDrops() // the last ones, before the sink is closed
 	buf := make([]C.kaudit_rec, readBatch)
 	var tick [8]byte
 	for {
 		n := int(C.kaudit_ring_take(c.ring, &buf[0], C.int(len(buf)), 0))
+		c.takeDrops() // the ring drops only when full, so while this loop is busy
 		if n < 0 {
 			return
 		}
@@ -186,6 +193,10 @@ func (c *client) read() {
 			c.handleBatch(buf[:n])
 			continue
 		}
+		if wake == nil {
+			time.Sleep(10 * batchLinger)
+			continue
+		}
 		_ = wake.SetReadDeadline(time.Now().Add(time.Second))
 		if _, err := wake.Read(tick[:]); err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
 			// The eventfd is gone: fall back to polling.
@@ -200,6 +211,39 @@ func (c *client) handleBatch(recs []C.kaudit_rec) {
 		r := &recs[i]
 		id := string(unsafe.Slice((*byte)(unsafe.Pointer(&r.id[0])), int(r.id_len)))
 		c.emit(c.event(r, id, c.topic(uint32(r.topic))))
+	}
+}
+
+// takeDrops hands the ring's drop counts to the sink, which reports them
+// (codecs.KindDrops) like its own drops.
+func (c *client) takeDrops() {
+	defer func() { c.recovered(recover()) }()
+	var ds [16]C.kaudit_drop
+	for {
+		n := int(C.kaudit_ring_take_drops(c.ring, &ds[0], C.int(len(ds))))
+		for i := range n {
+			d := &ds[i]
+			ev := &codecs.Event{
+				Version:       codecs.SchemaVersion,
+				Kind:          codecs.KindDrops,
+				ClientID:      c.clientID,
+				Host:          c.host,
+				Source:        Source,
+				DroppedKind:   codecs.KindProduce,
+				WindowStartNs: int64(d.start_ns),
+				WindowEndNs:   int64(d.end_ns),
+			}
+			if d.kind == C.KAUDIT_CONSUME {
+				ev.DroppedKind, ev.Group = codecs.KindConsume, c.group
+			}
+			if ev.Topic = c.topic(uint32(d.topic)); d.topic == math.MaxUint32 || ev.Topic == "" {
+				ev.Topic, ev.Group = codecs.AnyTopic, codecs.AnyTopic
+			}
+			c.sink.addDrops(ev, uint64(d.n))
+		}
+		if n < len(ds) {
+			return
+		}
 	}
 }
 
@@ -369,6 +413,9 @@ type Stats struct {
 	// cluster or given up on.
 	Sent   uint64 `json:"sent"`
 	Failed uint64 `json:"failed"`
+	// DropsReported counts the dropped and failed events covered by drop
+	// reports (codecs.KindDrops events) the audit cluster acknowledged.
+	DropsReported uint64 `json:"drops_reported"`
 	// Unaudited counts consumed messages without a correlation_id;
 	// Ungrouped consumed messages of a client without group.id; Untracked
 	// acknowledged messages without a correlation_id.
@@ -412,7 +459,7 @@ func (c *client) stats() Stats {
 	}
 	if c.sink != nil {
 		st := c.sink.stats()
-		s.Sent, s.Failed = st.Sent, st.Failed
+		s.Sent, s.Failed, s.DropsReported = st.Sent, st.Failed, st.DropsReported
 	}
 	if c.closeErr != nil {
 		s.CloseError = c.closeErr.Error()
@@ -423,7 +470,8 @@ func (c *client) stats() Stats {
 func (c *client) report() {
 	s := c.stats()
 	attrs := []any{"name", s.Name, "produced", s.Produced, "consumed", s.Consumed,
-		"dropped", s.Dropped, "sent", s.Sent, "failed", s.Failed, "unaudited", s.Unaudited, "panics", s.Panics}
+		"dropped", s.Dropped, "sent", s.Sent, "failed", s.Failed, "drops_reported", s.DropsReported,
+		"unaudited", s.Unaudited, "panics", s.Panics}
 	if s.Dropped+s.Failed+s.Panics > 0 || s.CloseError != "" || !s.Audited {
 		c.log.Warn("kaudit: audit events lost", append(attrs, "close_error", s.CloseError)...)
 	} else {

@@ -21,6 +21,9 @@ import (
 // reports whether emit would find room now (the reader waits for it).
 type sink interface {
 	emit(ev *codecs.Event) bool
+	// addDrops counts n events like ev (a codecs.KindDrops template)
+	// dropped before they reached the sink, to be reported.
+	addDrops(ev *codecs.Event, n uint64)
 	room() bool
 	close(ctx context.Context) error
 	stats() sinkStats
@@ -30,6 +33,9 @@ type sink interface {
 // every enqueued event ends Sent or Failed.
 type sinkStats struct {
 	Enqueued, Dropped, Sent, Failed uint64
+	// DropsReported counts the dropped and failed events covered by
+	// acknowledged drop reports.
+	DropsReported uint64
 }
 
 // newSink starts the sink of a resolved configuration.
@@ -60,6 +66,8 @@ type emitterSink struct {
 
 func (s *emitterSink) emit(ev *codecs.Event) bool { return s.em.Emit(ev) }
 
+func (s *emitterSink) addDrops(ev *codecs.Event, n uint64) { s.em.AddDrops(ev, n) }
+
 // room is conservative: Queued counts events in the queue and in flight in
 // the client, so the queue has room whenever it is below the queue size.
 func (s *emitterSink) room() bool { return s.em.Stats().Queued < s.size }
@@ -68,7 +76,7 @@ func (s *emitterSink) close(ctx context.Context) error { return s.em.Close(ctx) 
 
 func (s *emitterSink) stats() sinkStats {
 	st := s.em.Stats()
-	return sinkStats{Enqueued: st.Enqueued, Dropped: st.Dropped, Sent: st.Sent, Failed: st.Failed}
+	return sinkStats{Enqueued: st.Enqueued, Dropped: st.Dropped, Sent: st.Sent, Failed: st.Failed, DropsReported: st.DropsReported}
 }
 
 // blogSink writes the source blog's JSON records (codecs.AppendInterceptorRecordIn,
@@ -131,6 +139,9 @@ func (s *blogSink) emit(ev *codecs.Event) bool {
 	s.cl.TryProduce(context.Background(), r, s.done)
 	return true
 }
+
+// addDrops does nothing: the blog's format has no drop reports.
+func (s *blogSink) addDrops(*codecs.Event, uint64) {}
 
 func (s *blogSink) done(r *kgo.Record, err error) {
 	s.pending.Add(-1)
