@@ -79,7 +79,8 @@
 // Bounds: the ring holds audit.queue.buffering.max.messages events (262144
 // by default, 128 bytes each: 32 MiB at most, during a burst only), the
 // sender up to 8192 more. Callbacks on broker threads never wait: an event
-// that finds the ring full is dropped and counted. With
+// that finds the ring full is dropped, counted and reported (see Crash
+// safety). With
 // audit.enqueue.timeout.ms, the application threads wait, at most that
 // long per message: on_send until the ring has room for the events of all
 // the messages sent and not yet acknowledged (real backpressure: the
@@ -183,13 +184,33 @@
 //
 // A Go runtime cannot be unloaded (the Go linker marks the library
 // NODELETE, so librdkafka's dlclose is harmless) and does not survive
-// fork: do not use the plugin in a child forked after it was loaded. Go
-// does not support a second Go runtime in a process, so the plugin is not
-// for Go programs (confluent-kafka-go): audit those with kgoaudit-like
-// hooks writing through interceptors/emitter.
-// Events still queued when a process exits without destroying its clients
-// are lost: destroy them (Python: flush() and drop the producer, close()
-// the consumer; kcat does it).
+// fork. In a child forked after the library was loaded (Python
+// multiprocessing's "fork", gunicorn or celery prefork workers) the plugin
+// therefore never enters Go: a pthread_atfork handler disables it, audit.*
+// properties are accepted and ignored, clients created in the child get
+// correlation IDs but no audit events (the first one prints a warning to
+// stderr), and the clients inherited from the parent are left alone. The
+// application keeps working, unaudited; create the clients after an exec
+// (multiprocessing's "spawn" or "forkserver") to audit them. Go does not
+// support a second Go runtime in a process, so the plugin is not for Go
+// programs (confluent-kafka-go): audit those with kgoaudit-like hooks
+// writing through interceptors/emitter.
+//
+// # Crash safety
+//
+// Events live in memory until the audit cluster acknowledges them: in the
+// ring, the emitter's queue and its client. When the process is killed
+// (kill -9, OOM) or exits without destroying its clients, those events,
+// and the drops counted but not yet reported, are lost without a trace;
+// destroy the clients to lose nothing (Python: flush() and drop the
+// producer, close() the consumer; kcat does it). A consumed message whose
+// event was lost so is judged LOST for its group (a produced one
+// UNAUDITED_PRODUCER): the message was polled, but the audit never heard
+// of it. Events dropped while the process lives are never silent: each
+// client's drops (ring or emitter queue full, audit records refused or
+// timed out) are sent as codecs.KindDrops reports per topic, kind and
+// minute once there is room, and at rd_kafka_destroy; in the blog-json
+// format, which has no room for them, they are only counted.
 package main
 
 func main() {}
