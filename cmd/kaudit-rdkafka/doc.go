@@ -49,6 +49,24 @@
 //     events are not messages.
 //   - Messages on the audit topic itself are never audited.
 //
+// Batch consume: librdkafka calls on_consume when it takes a message from
+// its queue for the application. With the batch API (confluent-kafka's
+// consume(num_messages) with num_messages > 1, rd_kafka_consume_batch,
+// rd_kafka_consume_batch_queue), a seek, pause, resume or rebalance during
+// the call makes librdkafka drop messages it had already taken for the
+// batch (a librdkafka known issue, listed in its CHANGELOG): the plugin has
+// then reported consumes the application never received, and no
+// interceptor sees the drop. TestBatchConsumeSeek measures it with a
+// consumer seeked back every 10ms: with poll() the consume events match the
+// messages returned exactly, repeats included; with consume(100), every
+// message returned has its event, plus hundreds to thousands of events for
+// messages it never got. In verdicts, a message read again after the seek
+// becomes DUPLICATE (redelivery) instead of DELIVERED, and one the seek
+// skips (or, with librdkafka 2.0's batch API, one lost in a rebalance) is
+// DELIVERED although the application never saw it. Audited consumers
+// should poll() one message at a time, or not seek, pause or resume while
+// a batch call runs.
+//
 // The send time is not stored anywhere: librdkafka keeps each message's
 // enqueue time (the produce() call, µs) and rd_kafka_message_latency
 // returns the time since, so send = ack - latency. That costs nothing per
