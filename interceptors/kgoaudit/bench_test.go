@@ -36,7 +36,7 @@ var benchValue = bytes.Repeat([]byte("v"), 100)
 // BenchmarkProduce is the cost of auditing per produced 100-byte record,
 // against its peer measured in the same run: three clients of one kfake
 // broker produce flat out (async Produce, then Flush) in alternating
-// chunks of 10,000 records:
+// chunks of 100,000 records:
 //
 //   - plain: no hooks;
 //   - audited: hooks and a real Emitter with default settings, writing to
@@ -52,7 +52,7 @@ var benchValue = bytes.Repeat([]byte("v"), 100)
 // settings) and the most events the Emitter held (queued or in flight),
 // which bounds its memory. Everything shares the machine's CPUs.
 func BenchmarkProduce(b *testing.B) {
-	const chunk = 10_000
+	const chunk = 100_000
 	app := kafkatest.NewCluster(b)
 	kafkatest.CreateTopic(b, app, "bench", 3)
 	ac := kafkatest.NewCluster(b)
