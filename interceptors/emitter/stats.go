@@ -1,7 +1,5 @@
 package emitter
 
-import "github.com/prometheus/client_golang/prometheus"
-
 // Stats are the Emitter's counters since New.
 //
 // Every Emit call is either Enqueued or Dropped; every enqueued event ends
@@ -49,52 +47,4 @@ func (e *Emitter) Stats() Stats {
 	}
 	s.DropsUnreported = s.Dropped + s.Failed - min(s.DropsReported, s.Dropped+s.Failed)
 	return s
-}
-
-// Collector exposes the counters to Prometheus:
-//
-//	kaudit_emitter_events_total{result="sent"|"dropped"|"failed"}  counter
-//	kaudit_emitter_queued_events                                   gauge
-//
-// Register it once per registry; to tell several Emitters apart, wrap it
-// with prometheus.WrapCollectorWith and a distinguishing label.
-func (e *Emitter) Collector() prometheus.Collector {
-	return &collector{
-		e: e,
-		events: prometheus.NewDesc("kaudit_emitter_events_total",
-			"Audit events by outcome: sent (acknowledged by the audit cluster), dropped (queue full or emitter closed), failed (produce failed).",
-			[]string{"result"}, nil),
-		queued: prometheus.NewDesc("kaudit_emitter_queued_events",
-			"Audit events accepted and not yet sent or failed.", nil, nil),
-	}
-}
-
-type collector struct {
-	e      *Emitter
-	events *prometheus.Desc
-	queued *prometheus.Desc
-}
-
-func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	ch <- c.events
-	ch <- c.queued
-}
-
-func (c *collector) Collect(ch chan<- prometheus.Metric) {
-	s := c.e.Stats()
-	for _, v := range []struct {
-		result string
-		n      uint64
-	}{{"sent", s.Sent}, {"dropped", s.Dropped}, {"failed", s.Failed}} {
-		ch <- constMetric(c.events, prometheus.CounterValue, float64(v.n), v.result)
-	}
-	ch <- constMetric(c.queued, prometheus.GaugeValue, float64(s.Queued))
-}
-
-func constMetric(d *prometheus.Desc, t prometheus.ValueType, v float64, labels ...string) prometheus.Metric {
-	m, err := prometheus.NewConstMetric(d, t, v, labels...)
-	if err != nil {
-		return prometheus.NewInvalidMetric(d, err)
-	}
-	return m
 }
