@@ -87,31 +87,31 @@
 // bounded list of 512 KiB chunks allocated only while records wait). One
 // goroutine per client takes records in batches of up to 512 (woken
 // through an eventfd when the ring was empty), builds the events and hands
-// them to the sender: interceptors/emitter (goka-compatible partitioning,
-// franz-go producer), or for audit.format=interceptor-json a franz-go client with
-// the same partitioning. So librdkafka's threads never wait for the Go
+// them to interceptors/emitter (goka-compatible partitioning, franz-go
+// producer; binary records, or the interceptors' JSON for
+// audit.format=interceptor-json). So librdkafka's threads never wait for the Go
 // runtime (no P to acquire, no GC assist, no scheduler), and the cost on
 // them is a few hundred nanoseconds. Only a correlation ID longer than 70
 // bytes (not one of ours) makes a callback call into Go directly.
 //
 // Bounds: the ring holds audit.queue.buffering.max.messages events (262144
 // by default, 128 bytes each: 32 MiB at most, during a burst only), the
-// sender up to 8192 more. Callbacks on broker threads never wait: an event
+// emitter up to 8192 more. Callbacks on broker threads never wait: an event
 // that finds the ring full is dropped, counted and reported (see Crash
 // safety). With
 // audit.enqueue.timeout.ms, the application threads wait, at most that
 // long per message: on_send until the ring has room for the events of all
 // the messages sent and not yet acknowledged (real backpressure: the
 // producer cannot outrun its auditing), on_consume until it has room for
-// its event. The reader waits for room in the sender, so events queue in
+// its event. The reader waits for room in the emitter, so events queue in
 // the ring rather than being dropped.
 //
 // Lifecycle: conf_init and on_conf_dup create one instance (a C struct
 // holding a runtime/cgo.Handle to the Go state; C memory never holds a Go
 // pointer) per configuration object; on_conf_set takes the audit.* keys;
-// on_new starts the client's sender and reader. on_destroy comes before
+// on_new starts the client's emitter and reader. on_destroy comes before
 // librdkafka's broker threads stop, so acknowledgements (of messages purged
-// at destroy too) may follow it: the ring is drained and the sender closed
+// at destroy too) may follow it: the ring is drained and the emitter closed
 // (flushed within audit.close.timeout.ms, 5s) in on_conf_destroy, which
 // librdkafka calls after joining all its threads; if that never comes
 // (rd_kafka_destroy_flags with RD_KAFKA_DESTROY_F_IMMEDIATE), a timer
@@ -125,7 +125,7 @@
 // its threads), the ring (mutex) and the process-wide topic name table
 // (lock-free reads, insertions under a mutex). The Go state of a client is
 // immutable after on_new but for atomic counters and the thread-safe
-// sender; the reader alone owns its caches. Every function exported to C
+// emitter; the reader alone owns its caches. Every function exported to C
 // recovers panics (counted, logged).
 //
 // # Configuration
@@ -185,18 +185,13 @@
 //
 // # Cost
 //
-// make bench (benchkcat: kcat -P of 200,000 100-byte messages, with and
-// without the plugin, against an in-process kfake broker, on a shared
-// 2-core VM; medians of 5 runs) measured 1.6-1.9µs of added client CPU per
-// message (plain kcat: ~0.6µs) and no audit event dropped. By profile,
-// about 1µs of it is the emitter and franz-go producing one audit record
-// per message, ~0.3µs the header (librdkafka's allocations and bytes), the
-// rest the callbacks, the ring and building the events. kcat's own
-// messages (first send to last acknowledgement) went at 45-54% of plain
-// kcat's rate; the whole kcat run, which ends by flushing the 200,000
-// audit events, took 3.5-4 times as long as plain kcat's (26-28%): the Go
-// side sends about 550,000 events/s on its one core, while plain kcat
-// produces 1.6-1.9 million messages/s to kfake.
+// make bench-plugin (benchkcat: kcat -P of 200,000 100-byte messages, with
+// and without the plugin, alternately, against an in-process kfake broker)
+// prints the throughput of both, their ratio, the client CPU per message
+// and the audit events dropped. The work per message is the header
+// (librdkafka's allocations and bytes), the callbacks and the ring on
+// librdkafka's threads, and on the plugin's Go side building, encoding and
+// producing one audit record per message.
 //
 // # Limits
 //
@@ -227,7 +222,7 @@
 // of it. Events dropped while the process lives are never silent: each
 // client's drops (ring or emitter queue full, audit records refused or
 // timed out) are sent as codecs.KindDrops reports per topic, kind and
-// minute once there is room, and at rd_kafka_destroy; in the blog-json
+// minute once there is room, and at rd_kafka_destroy; in the interceptor-json
 // format, which has no room for them, they are only counted.
 package main
 
