@@ -512,25 +512,3 @@ func msToNs(ms int64) int64 {
 	}
 	return ms * 1_000_000
 }
-
-// newEmitter starts the emitter of a resolved configuration: the binary
-// encoding, or the interceptors' JSON (in local time, as their
-// asctime(localtime()) prints it). Its queue bounds the events handed to
-// the sender (Go heap); the rest wait in the ring, which costs the garbage
-// collector nothing.
-func newEmitter(a *audit, log *slog.Logger) (*emitter.Emitter, error) {
-	enc := emitter.Binary
-	if a.format == formatInterceptorJSON {
-		enc = emitter.InterceptorJSON
-	}
-	return emitter.New(emitter.Config{
-		Brokers:    a.brokers,
-		ClientOpts: a.opts,
-		Topic:      a.topic,
-		Encode:     enc,
-		Location:   time.Local,
-		QueueSize:  min(a.queueSize, sinkQueueSize),
-		Linger:     a.linger,
-		Logger:     log,
-	})
-}
