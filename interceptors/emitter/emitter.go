@@ -148,7 +148,6 @@ type Emitter struct {
 	closeErr  error
 
 	// Counters written on the application's goroutines...
-	enqueued     atomic.Uint64
 	dropped      atomic.Uint64
 	pending      atomic.Int64 // accepted, not yet sent or failed
 	pendingBytes atomic.Int64 // their estimated memory
@@ -176,11 +175,10 @@ type recordCtx struct {
 	p *pooled
 	// size is the event's share of pendingBytes; 0 for a drop report.
 	size int64
-	// drop describes the event for the drop table if the record fails: a
-	// copy of the event with only the fields drop reports use (no
-	// correlation ID, nothing the caller may reuse), or the drop report
-	// itself.
-	drop codecs.Event
+	// ev is the event, kept until the record is acknowledged: if it
+	// fails, the drop table needs its client, topic, group, kind and time
+	// (or, for a drop report, its counts).
+	ev *codecs.Event
 }
 
 // New starts an Emitter. It fails if the configuration is invalid or the
@@ -292,7 +290,8 @@ func (e *Emitter) Room() bool { return e.pending.Load() < e.maxCount }
 
 // Emit encodes ev and hands it to the client, which batches it with others
 // and sends it in the background, and reports whether it was accepted.
-// The Emitter does not keep ev, and ev must not change during the call.
+// The Emitter owns ev from then on (it keeps it until the record is
+// acknowledged): the caller must not modify it.
 // Emit never blocks unless Config.EnqueueTimeout is set, and then at most
 // that long; an event that finds the Emitter full (QueueSize or QueueBytes
 // events accepted and not yet acknowledged), or closed, is dropped and
@@ -311,7 +310,6 @@ func (e *Emitter) Emit(ev *codecs.Event) bool {
 	}
 	e.mu.RUnlock()
 	if ok {
-		e.enqueued.Add(1)
 		return true
 	}
 	n := e.dropped.Add(1)
@@ -425,23 +423,19 @@ func (e *Emitter) send(ev *codecs.Event, size int64, wait context.Context) {
 		p = &pooled{ctx: recordCtx{Context: e.ctx}}
 		p.ctx.p = p
 	}
-	p.ctx.size = size
-	if ev.Kind == codecs.KindDrops {
-		p.ctx.drop = *ev
-	} else {
-		p.ctx.drop = codecs.Event{Kind: ev.Kind, Topic: ev.Topic, Group: ev.Group, ClientID: ev.ClientID,
-			Host: ev.Host, Source: ev.Source, SendNs: ev.SendNs, AckNs: ev.AckNs, ConsumeNs: ev.ConsumeNs}
-	}
+	p.ctx.size, p.ctx.ev = size, ev
 	r := &p.rec
+	value := r.Value[:0] // the pooled buffer
+	if e.encode == InterceptorJSON {
+		value = codecs.AppendInterceptorRecordIn(value, ev, e.loc)
+	} else {
+		value = codecs.AppendEvent(value, ev)
+	}
 	*r = kgo.Record{
 		Topic:   e.topic,
 		Key:     append(r.Key[:0], ev.CorrelationID...),
+		Value:   value,
 		Context: &p.ctx,
-	}
-	if e.encode == InterceptorJSON {
-		r.Value = codecs.AppendInterceptorRecordIn(r.Value[:0], ev, e.loc)
-	} else {
-		r.Value = codecs.AppendEvent(r.Value[:0], ev)
 	}
 	// The record's timestamp is the event's own time (what it audits
 	// happened then), which also spares the client a clock read per
@@ -465,12 +459,12 @@ func (e *Emitter) done(r *kgo.Record, err error) {
 	if !ok {
 		return // not ours (a shared Config.Client's other records never get this promise)
 	}
-	switch {
-	case rc.drop.Kind == codecs.KindDrops && err != nil:
-		e.countDrops(&rc.drop, uint64(rc.drop.Dropped)) // counted again, reported later
-	case rc.drop.Kind == codecs.KindDrops:
+	switch ev := rc.ev; {
+	case ev.Kind == codecs.KindDrops && err != nil:
+		e.countDrops(ev, uint64(ev.Dropped)) // counted again, reported later
+	case ev.Kind == codecs.KindDrops:
 		e.reports.Add(1)
-		e.reported.Add(uint64(rc.drop.Dropped))
+		e.reported.Add(uint64(ev.Dropped))
 	case err != nil:
 		e.fail(rc, r, err)
 	default:
@@ -480,7 +474,7 @@ func (e *Emitter) done(r *kgo.Record, err error) {
 		e.freed()
 	}
 	p := rc.p
-	p.ctx.drop = codecs.Event{}
+	p.ctx.ev = nil
 	if cap(r.Value) <= maxPooledValue {
 		*r = kgo.Record{Key: r.Key[:0], Value: r.Value[:0]}
 		e.recs.Put(p)
@@ -494,7 +488,7 @@ func (e *Emitter) fail(rc *recordCtx, r *kgo.Record, err error) {
 	e.pendingBytes.Add(-rc.size)
 	e.freed()
 	if e.ctx.Err() == nil {
-		e.countDrops(&rc.drop, 1)
+		e.countDrops(rc.ev, 1)
 	}
 	if allow, suppressed := e.failLog.allow(time.Now()); allow {
 		e.log.Error("kaudit: producing audit event failed",

@@ -37,7 +37,6 @@ type Stats struct {
 // that moved in between.
 func (e *Emitter) Stats() Stats {
 	s := Stats{
-		Enqueued:      e.enqueued.Load(),
 		DropReports:   e.reports.Load(),
 		DropsReported: e.reported.Load(),
 		Dropped:       e.dropped.Load(),
@@ -45,6 +44,7 @@ func (e *Emitter) Stats() Stats {
 		Failed:        e.failed.Load(),
 		Queued:        int(max(e.pending.Load(), 0)),
 	}
+	s.Enqueued = s.Sent + s.Failed + uint64(s.Queued)
 	s.DropsUnreported = s.Dropped + s.Failed - min(s.DropsReported, s.Dropped+s.Failed)
 	return s
 }
