@@ -53,10 +53,13 @@
 // counted). Acknowledged records of an aborted transaction are reported as
 // produced.
 //
-// The hooks keep nothing of their own: what is lost when the audited
-// process is killed (kill -9) is what the Emitter had queued; see the
-// emitter package. BenchmarkProduce and BenchmarkHooks (make bench)
-// measure the cost per message against plain franz-go.
+// The audit work of a produced record (building its event, encoding it and
+// handing it to the Emitter's client) runs on franz-go's promise goroutine,
+// just before the record's promise; that of a consumed record inside
+// PollFetches. The hooks keep nothing of their own: what is lost when the
+// audited process is killed (kill -9) is what the Emitter had not sent;
+// see the emitter package. BenchmarkProduce and BenchmarkHooks (make
+// bench) measure the cost per message against plain franz-go.
 //
 // The produce hooks keep their state in the record's context (one
 // allocation: a context wrapping the original); context.WithValue plus a
