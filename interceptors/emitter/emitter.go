@@ -404,11 +404,12 @@ func (e *Emitter) countDrops(ev *codecs.Event, n uint64) {
 }
 
 // eventBytes estimates the memory an event holds until it is
-// acknowledged: its encoded record plus the client's bookkeeping.
+// acknowledged: the event, its strings, its encoded record and the
+// record itself.
 func eventBytes(ev *codecs.Event) int64 {
 	s := len(ev.CorrelationID) + len(ev.Topic) + len(ev.ClientID) + len(ev.Group) +
 		len(ev.Host) + len(ev.Source) + len(ev.Error)
-	return int64(256 + 2*s)
+	return int64(512 + 2*s)
 }
 
 // send encodes ev into a pooled record and hands it to the client. size is
@@ -533,6 +534,17 @@ func (e *Emitter) sendReports(ctx context.Context) {
 	for _, ev := range e.drops.take() {
 		e.send(ev, 0, ctx)
 	}
+}
+
+// Flush waits, within ctx, until every event accepted so far is
+// acknowledged or failed, sending what the client lingers on at once
+// (with Config.Client: every record of that client). Emit may go on
+// meanwhile.
+func (e *Emitter) Flush(ctx context.Context) error {
+	if err := e.cl.Flush(ctx); err != nil {
+		return fmt.Errorf("emitter: flush: %w", err)
+	}
+	return nil
 }
 
 // Close stops accepting events, waits for the accepted ones and a last

@@ -412,3 +412,29 @@ func TestInterceptorJSON(t *testing.T) {
 		t.Errorf("stats %+v, want %d sent, 5 dropped and unreported", s, n)
 	}
 }
+
+// TestFlush: with a linger far longer than the test, Flush sends what is
+// lingering and returns once every accepted event is acknowledged.
+func TestFlush(t *testing.T) {
+	c := kafkatest.NewCluster(t)
+	kafkatest.CreateTopic(t, c, audit.DefaultEventsTopic, 3)
+	em, err := emitter.New(emitter.Config{Brokers: c.ListenAddrs(), Linger: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer em.Close(context.Background())
+	for i := range 100 {
+		em.Emit(event(i))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := em.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if s := em.Stats(); s.Sent != 100 || s.Queued != 0 {
+		t.Fatalf("after Flush: %+v, want 100 sent, none queued", s)
+	}
+	if got := len(kafkatest.Consume(t, c, audit.DefaultEventsTopic, 100, 10*time.Second)); got != 100 {
+		t.Fatalf("%d events in the audit topic after Flush, want 100", got)
+	}
+}
