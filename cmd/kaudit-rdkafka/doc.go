@@ -49,6 +49,24 @@
 //     events are not messages.
 //   - Messages on the audit topic itself are never audited.
 //
+// Batch consume: librdkafka calls on_consume when it takes a message from
+// its queue for the application. With the batch API (confluent-kafka's
+// consume(num_messages) with num_messages > 1, rd_kafka_consume_batch,
+// rd_kafka_consume_batch_queue), a seek, pause, resume or rebalance during
+// the call makes librdkafka drop messages it had already taken for the
+// batch (a librdkafka known issue, listed in its CHANGELOG): the plugin has
+// then reported consumes the application never received, and no
+// interceptor sees the drop. TestBatchConsumeSeek measures it with a
+// consumer seeked back every 10ms: with poll() the consume events match the
+// messages returned exactly, repeats included; with consume(100), every
+// message returned has its event, plus hundreds to thousands of events for
+// messages it never got. In verdicts, a message read again after the seek
+// becomes DUPLICATE (redelivery) instead of DELIVERED, and one the seek
+// skips (or, with librdkafka 2.0's batch API, one lost in a rebalance) is
+// DELIVERED although the application never saw it. Audited consumers
+// should poll() one message at a time, or not seek, pause or resume while
+// a batch call runs.
+//
 // The send time is not stored anywhere: librdkafka keeps each message's
 // enqueue time (the produce() call, µs) and rd_kafka_message_latency
 // returns the time since, so send = ack - latency. That costs nothing per
@@ -69,30 +87,31 @@
 // bounded list of 512 KiB chunks allocated only while records wait). One
 // goroutine per client takes records in batches of up to 512 (woken
 // through an eventfd when the ring was empty), builds the events and hands
-// them to the sender: interceptors/emitter (goka-compatible partitioning,
-// franz-go producer), or for audit.format=interceptor-json a franz-go client with
-// the same partitioning. So librdkafka's threads never wait for the Go
+// them to interceptors/emitter (goka-compatible partitioning, franz-go
+// producer; binary records, or the interceptors' JSON for
+// audit.format=interceptor-json). So librdkafka's threads never wait for the Go
 // runtime (no P to acquire, no GC assist, no scheduler), and the cost on
 // them is a few hundred nanoseconds. Only a correlation ID longer than 70
 // bytes (not one of ours) makes a callback call into Go directly.
 //
 // Bounds: the ring holds audit.queue.buffering.max.messages events (262144
 // by default, 128 bytes each: 32 MiB at most, during a burst only), the
-// sender up to 8192 more. Callbacks on broker threads never wait: an event
-// that finds the ring full is dropped and counted. With
+// emitter up to 8192 more. Callbacks on broker threads never wait: an event
+// that finds the ring full is dropped, counted and reported (see Crash
+// safety). With
 // audit.enqueue.timeout.ms, the application threads wait, at most that
 // long per message: on_send until the ring has room for the events of all
 // the messages sent and not yet acknowledged (real backpressure: the
 // producer cannot outrun its auditing), on_consume until it has room for
-// its event. The reader waits for room in the sender, so events queue in
+// its event. The reader waits for room in the emitter, so events queue in
 // the ring rather than being dropped.
 //
 // Lifecycle: conf_init and on_conf_dup create one instance (a C struct
 // holding a runtime/cgo.Handle to the Go state; C memory never holds a Go
 // pointer) per configuration object; on_conf_set takes the audit.* keys;
-// on_new starts the client's sender and reader. on_destroy comes before
+// on_new starts the client's emitter and reader. on_destroy comes before
 // librdkafka's broker threads stop, so acknowledgements (of messages purged
-// at destroy too) may follow it: the ring is drained and the sender closed
+// at destroy too) may follow it: the ring is drained and the emitter closed
 // (flushed within audit.close.timeout.ms, 5s) in on_conf_destroy, which
 // librdkafka calls after joining all its threads; if that never comes
 // (rd_kafka_destroy_flags with RD_KAFKA_DESTROY_F_IMMEDIATE), a timer
@@ -106,7 +125,7 @@
 // its threads), the ring (mutex) and the process-wide topic name table
 // (lock-free reads, insertions under a mutex). The Go state of a client is
 // immutable after on_new but for atomic counters and the thread-safe
-// sender; the reader alone owns its caches. Every function exported to C
+// emitter; the reader alone owns its caches. Every function exported to C
 // recovers panics (counted, logged).
 //
 // # Configuration
@@ -166,30 +185,45 @@
 //
 // # Cost
 //
-// make bench (benchkcat: kcat -P of 200,000 100-byte messages, with and
-// without the plugin, against an in-process kfake broker, on a shared
-// 2-core VM; medians of 5 runs) measured 1.6-1.9µs of added client CPU per
-// message (plain kcat: ~0.6µs) and no audit event dropped. By profile,
-// about 1µs of it is the emitter and franz-go producing one audit record
-// per message, ~0.3µs the header (librdkafka's allocations and bytes), the
-// rest the callbacks, the ring and building the events. kcat's own
-// messages (first send to last acknowledgement) went at 45-54% of plain
-// kcat's rate; the whole kcat run, which ends by flushing the 200,000
-// audit events, took 3.5-4 times as long as plain kcat's (26-28%): the Go
-// side sends about 550,000 events/s on its one core, while plain kcat
-// produces 1.6-1.9 million messages/s to kfake.
+// make bench-plugin (benchkcat: kcat -P of 200,000 100-byte messages, with
+// and without the plugin, alternately, against an in-process kfake broker)
+// prints the throughput of both, their ratio, the client CPU per message
+// and the audit events dropped. The work per message is the header
+// (librdkafka's allocations and bytes), the callbacks and the ring on
+// librdkafka's threads, and on the plugin's Go side building, encoding and
+// producing one audit record per message.
 //
 // # Limits
 //
 // A Go runtime cannot be unloaded (the Go linker marks the library
 // NODELETE, so librdkafka's dlclose is harmless) and does not survive
-// fork: do not use the plugin in a child forked after it was loaded. Go
-// does not support a second Go runtime in a process, so the plugin is not
-// for Go programs (confluent-kafka-go): audit those with kgoaudit-like
-// hooks writing through interceptors/emitter.
-// Events still queued when a process exits without destroying its clients
-// are lost: destroy them (Python: flush() and drop the producer, close()
-// the consumer; kcat does it).
+// fork. In a child forked after the library was loaded (Python
+// multiprocessing's "fork", gunicorn or celery prefork workers) the plugin
+// therefore never enters Go: a pthread_atfork handler disables it, audit.*
+// properties are accepted and ignored, clients created in the child get
+// correlation IDs but no audit events (the first one prints a warning to
+// stderr), and the clients inherited from the parent are left alone. The
+// application keeps working, unaudited; create the clients after an exec
+// (multiprocessing's "spawn" or "forkserver") to audit them. Go does not
+// support a second Go runtime in a process, so the plugin is not for Go
+// programs (confluent-kafka-go): audit those with kgoaudit-like hooks
+// writing through interceptors/emitter.
+//
+// # Crash safety
+//
+// Events live in memory until the audit cluster acknowledges them: in the
+// ring, the emitter's queue and its client. When the process is killed
+// (kill -9, OOM) or exits without destroying its clients, those events,
+// and the drops counted but not yet reported, are lost without a trace;
+// destroy the clients to lose nothing (Python: flush() and drop the
+// producer, close() the consumer; kcat does it). A consumed message whose
+// event was lost so is judged LOST for its group (a produced one
+// UNAUDITED_PRODUCER): the message was polled, but the audit never heard
+// of it. Events dropped while the process lives are never silent: each
+// client's drops (ring or emitter queue full, audit records refused or
+// timed out) are sent as codecs.KindDrops reports per topic, kind and
+// minute once there is room, and at rd_kafka_destroy; in the interceptor-json
+// format, which has no room for them, they are only counted.
 package main
 
 func main() {}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kaudit/kaudit/codecs"
 	"github.com/kaudit/kaudit/internal/testing/kafkatest"
 )
 
@@ -58,21 +59,27 @@ func TestAuditClusterDown(t *testing.T) {
 }
 
 // TestBackpressure: with a tiny queue, a burst overflows it and events are
-// dropped (counted), unless audit.enqueue.timeout.ms lets the application
-// thread wait for room, in which case every event is sent.
+// dropped (counted, and reported in drop reports that cover exactly the
+// messages whose produce event is missing), unless audit.enqueue.timeout.ms
+// lets the application thread wait for room, in which case every event is
+// sent.
 func TestBackpressure(t *testing.T) {
 	const n = 1000
 	c := kafkatest.NewCluster(t)
 	kafkatest.CreateTopic(t, c, "orders", 3)
-	kafkatest.CreateTopic(t, c, "kaudit.events", 3)
 	var lines []string
 	for i := range n {
 		lines = append(lines, fmt.Sprintf("message %d", i))
 	}
 	for _, wait := range []string{"0", "5000"} {
 		stats := filepath.Join(t.TempDir(), "stats.jsonl")
-		kcatProduce(t, c.ListenAddrs()[0], "orders", lines, nil, "audit.queue.buffering.max.messages=10",
+		audit := "audit-" + wait
+		kafkatest.CreateTopic(t, c, audit, 3)
+		start := time.Now().UnixNano()
+		kcatProduce(t, c.ListenAddrs()[0], "orders", lines, nil, "client.id=app", "audit.topic="+audit,
+			"audit.queue.buffering.max.messages=10",
 			"audit.enqueue.timeout.ms="+wait, "audit.log.level=off", "audit.stats.file="+stats)
+		end := time.Now().UnixNano()
 		st := readStats(t, stats)
 		if len(st) != 1 {
 			t.Fatalf("stats %+v", st)
@@ -86,6 +93,30 @@ func TestBackpressure(t *testing.T) {
 		}
 		if wait != "0" && s.Dropped != 0 {
 			t.Errorf("with a bounded wait: %d events dropped: %+v", s.Dropped, s)
+		}
+		// Every message is in the audit topic: as its produce event or
+		// counted in a drop report of this client and topic.
+		events, dropped := 0, 0
+		for _, r := range kafkatest.Consume(t, c, audit, 1<<30, 2*time.Second) {
+			ev, err := codecs.DecodeEvent(r.Value)
+			if err != nil {
+				t.Fatal(err)
+			}
+			switch ev.Kind {
+			case codecs.KindProduce:
+				events++
+			case codecs.KindDrops:
+				if ev.ClientID != "app" || ev.Topic != "orders" || ev.Group != "" || ev.DroppedKind != codecs.KindProduce ||
+					ev.Source != "librdkafka" || ev.WindowStartNs < start || ev.WindowEndNs > end {
+					t.Errorf("drop report %+v", ev)
+				}
+				dropped += int(ev.Dropped)
+			default:
+				t.Errorf("event %+v", ev)
+			}
+		}
+		if events+dropped != n || events != int(s.Sent) || dropped != int(s.Reported) {
+			t.Errorf("wait %sms: %d produce events and %d reported drops for %d messages (stats %+v)", wait, events, dropped, n, s)
 		}
 	}
 }

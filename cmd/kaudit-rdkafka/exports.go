@@ -149,7 +149,7 @@ func kauditSlow(h C.uintptr_t, m *C.kaudit_msg) {
 	if in == nil {
 		return
 	}
-	if c = in.cl.Load(); c == nil || c.sink == nil {
+	if c = in.cl.Load(); c == nil || c.em == nil {
 		return
 	}
 	id := C.GoStringN((*C.char)(m.id), C.int(m.id_len))

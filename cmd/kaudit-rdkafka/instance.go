@@ -21,13 +21,14 @@ import (
 	"unsafe"
 
 	"github.com/kaudit/kaudit/codecs"
+	"github.com/kaudit/kaudit/interceptors/emitter"
 )
 
 // Source is the Event.Source of every event the plugin writes.
 const Source = "librdkafka"
 
 // fallbackClose is how long after on_destroy the plugin closes a client's
-// sink by itself if on_conf_destroy does not come (rd_kafka_destroy_flags
+// emitter by itself if on_conf_destroy does not come (rd_kafka_destroy_flags
 // with RD_KAFKA_DESTROY_F_IMMEDIATE, or rd_kafka_new failing after on_new).
 const fallbackClose = 30 * time.Second
 
@@ -38,7 +39,7 @@ const fallbackClose = 30 * time.Second
 // onNew on the thread in rd_kafka_new, before librdkafka starts its own;
 // the client's reader on its own goroutine, and its slow path on any
 // librdkafka thread, concurrently (fields are set before the client is
-// published; only counters and the thread-safe sink change afterwards);
+// published; only counters and the thread-safe emitter change afterwards);
 // confDestroy last, after librdkafka joined its threads.
 type instance struct {
 	mu    sync.Mutex
@@ -63,13 +64,13 @@ const readBatch = 512
 const batchLinger = time.Millisecond
 
 // client audits one rd_kafka_t. The C callbacks push records to ring; one
-// goroutine (read) turns them into events and hands them to the sink. Only
+// goroutine (read) turns them into events and hands them to the emitter. Only
 // records that do not fit the ring (IDs longer than 70 bytes) reach Go
 // directly from librdkafka's threads (slow).
 type client struct {
 	cfg      *audit
-	sink     sink           // nil if the audit configuration could not be used
-	ring     *C.kaudit_ring // nil if not audited
+	em       *emitter.Emitter // nil if the audit configuration could not be used
+	ring     *C.kaudit_ring   // nil if not audited
 	clientID string
 	group    string
 	host     string
@@ -105,12 +106,12 @@ func (in *instance) onNew(p clientProps) *client {
 	c.host, _ = os.Hostname()
 	c.log = newLogger(a.logLevel).With("client_id", p.clientID)
 	if err == nil {
-		c.sink, err = newSink(a, c.log)
+		c.em, err = newEmitter(a, c.log)
 	}
 	if err == nil {
 		if c.ring = C.kaudit_ring_new(C.uint32_t(a.queueSize)); c.ring == nil {
-			c.sink.close(context.Background())
-			c.sink, err = nil, errors.New("cannot allocate the audit ring")
+			_ = c.em.Close(context.Background())
+			c.em, err = nil, errors.New("cannot allocate the audit ring")
 		}
 	}
 	if err != nil {
@@ -126,7 +127,7 @@ func (in *instance) onNew(p clientProps) *client {
 
 // onDestroy runs when rd_kafka_destroy starts (on librdkafka's main
 // thread, before the broker threads stop): acknowledgements of purged or
-// in-flight messages may still follow, so the ring and sink stay open
+// in-flight messages may still follow, so the ring and emitter stay open
 // until on_conf_destroy, which comes once every librdkafka thread is
 // joined. The timer closes them anyway if that never happens.
 func (in *instance) onDestroy(name string) {
@@ -142,7 +143,7 @@ func (in *instance) onDestroy(name string) {
 	in.mu.Unlock()
 }
 
-// confDestroy ends the instance: drains the ring, closes the sink
+// confDestroy ends the instance: drains the ring, closes the emitter
 // (flushing within audit.close.timeout.ms) and reports the counters.
 func (in *instance) confDestroy() {
 	in.mu.Lock()
@@ -155,17 +156,24 @@ func (in *instance) confDestroy() {
 	}
 }
 
-// read moves records from the ring to the sink until the ring is closed
+// read moves records from the ring to the emitter until the ring is closed
 // and empty. It waits on the ring's eventfd (through the Go netpoller, so
-// no thread is held) when the ring is empty.
+// no thread is held) when the ring is empty: on a duplicate of it, which
+// it closes when it returns; the ring's own descriptor, which librdkafka's
+// threads write, is closed only when the ring is freed (see ring.c).
 func (c *client) read() {
 	defer close(c.done)
-	wake := os.NewFile(uintptr(C.kaudit_ring_fd(c.ring)), "kaudit-ring")
-	defer wake.Close()
+	var wake *os.File // nil (no eventfd): poll
+	if fd := int(C.kaudit_ring_fd(c.ring)); fd >= 0 {
+		wake = os.NewFile(uintptr(fd), "kaudit-ring")
+		defer wake.Close()
+	}
+	defer c.takeDrops() // the last ones, before the emitter is closed
 	buf := make([]C.kaudit_rec, readBatch)
 	var tick [8]byte
 	for {
 		n := int(C.kaudit_ring_take(c.ring, &buf[0], C.int(len(buf)), 0))
+		c.takeDrops() // the ring drops only when full, so while this loop is busy
 		if n < 0 {
 			return
 		}
@@ -186,6 +194,10 @@ func (c *client) read() {
 			c.handleBatch(buf[:n])
 			continue
 		}
+		if wake == nil {
+			time.Sleep(10 * batchLinger)
+			continue
+		}
 		_ = wake.SetReadDeadline(time.Now().Add(time.Second))
 		if _, err := wake.Read(tick[:]); err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
 			// The eventfd is gone: fall back to polling.
@@ -203,6 +215,39 @@ func (c *client) handleBatch(recs []C.kaudit_rec) {
 	}
 }
 
+// takeDrops hands the ring's drop counts to the emitter, which reports them
+// (codecs.KindDrops) like its own drops.
+func (c *client) takeDrops() {
+	defer func() { c.recovered(recover()) }()
+	var ds [16]C.kaudit_drop
+	for {
+		n := int(C.kaudit_ring_take_drops(c.ring, &ds[0], C.int(len(ds))))
+		for i := range n {
+			d := &ds[i]
+			ev := &codecs.Event{
+				Version:       codecs.SchemaVersion,
+				Kind:          codecs.KindDrops,
+				ClientID:      c.clientID,
+				Host:          c.host,
+				Source:        Source,
+				DroppedKind:   codecs.KindProduce,
+				WindowStartNs: int64(d.start_ns),
+				WindowEndNs:   int64(d.end_ns),
+			}
+			if d.kind == C.KAUDIT_CONSUME {
+				ev.DroppedKind, ev.Group = codecs.KindConsume, c.group
+			}
+			if ev.Topic = c.topic(uint32(d.topic)); d.topic == math.MaxUint32 || ev.Topic == "" {
+				ev.Topic, ev.Group = codecs.AnyTopic, codecs.AnyTopic
+			}
+			c.em.AddDrops(ev, uint64(d.n))
+		}
+		if n < len(ds) {
+			return
+		}
+	}
+}
+
 // slow handles a record that did not fit the ring, on the calling thread:
 // it never waits for room (but on the application thread of a consume,
 // within audit.enqueue.timeout.ms).
@@ -212,10 +257,10 @@ func (c *client) slow(r *C.kaudit_rec, id, topic string, wait time.Duration) {
 	if ev.Kind == codecs.KindConsume {
 		ok = &c.consumed
 	}
-	for deadline := time.Now().Add(wait); !c.sink.room() && time.Now().Before(deadline); {
+	for deadline := time.Now().Add(wait); !c.em.Room() && time.Now().Before(deadline); {
 		time.Sleep(50 * time.Microsecond)
 	}
-	if c.sink.emit(ev) {
+	if c.em.Emit(ev) {
 		ok.Add(1)
 		return
 	}
@@ -293,20 +338,20 @@ func (c *client) emit(ev *codecs.Event) {
 		ok = &c.consumed
 	}
 	c.waitRoom()
-	if c.sink.emit(ev) {
+	if c.em.Emit(ev) {
 		ok.Add(1)
 		return
 	}
 	c.rejected.Add(1)
 }
 
-// waitRoom waits until the sink has room, so that events queue in the
+// waitRoom waits until the emitter has room, so that events queue in the
 // ring (where the C callbacks drop them when it is full) rather than being
-// dropped here: the ring and the sink's queue add up to the buffer. Only
+// dropped here: the ring and the emitter's queue add up to the buffer. Only
 // the reader goroutine calls it. When the client is destroyed it waits
 // until audit.close.timeout.ms at most.
 func (c *client) waitRoom() {
-	for backoff := 20 * time.Microsecond; !c.sink.room(); {
+	for backoff := 20 * time.Microsecond; !c.em.Room(); {
 		if g := c.giveUp.Load(); g != 0 && time.Now().UnixNano() > g {
 			return
 		}
@@ -315,10 +360,10 @@ func (c *client) waitRoom() {
 	}
 }
 
-// finish drains the ring, closes the sink and reports the counters, once.
+// finish drains the ring, closes the emitter and reports the counters, once.
 func (c *client) finish() {
 	c.closeOnce.Do(func() {
-		if c.sink != nil {
+		if c.em != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), c.cfg.closeTimeout)
 			dl, _ := ctx.Deadline()
 			c.giveUp.Store(dl.UnixNano())
@@ -328,9 +373,9 @@ func (c *client) finish() {
 			case <-ctx.Done():
 			}
 			// Past the deadline, the reader drains what is left into a
-			// closed sink (fast: counted as dropped); it must be gone
+			// closed emitter (fast: counted as dropped); it must be gone
 			// before on_conf_destroy frees the ring.
-			c.closeErr = c.sink.close(ctx)
+			c.closeErr = c.em.Close(ctx)
 			<-c.done
 			cancel()
 		}
@@ -362,13 +407,16 @@ type Stats struct {
 	// Produced and Consumed count events accepted for sending.
 	Produced uint64 `json:"produced"`
 	Consumed uint64 `json:"consumed"`
-	// Dropped counts events not accepted: audit queue full, sink closed,
+	// Dropped counts events not accepted: audit queue full, emitter closed,
 	// or auditing off (unusable audit configuration).
 	Dropped uint64 `json:"dropped"`
 	// Sent and Failed count accepted events acknowledged by the audit
 	// cluster or given up on.
 	Sent   uint64 `json:"sent"`
 	Failed uint64 `json:"failed"`
+	// DropsReported counts the dropped and failed events covered by drop
+	// reports (codecs.KindDrops events) the audit cluster acknowledged.
+	DropsReported uint64 `json:"drops_reported"`
 	// Unaudited counts consumed messages without a correlation_id;
 	// Ungrouped consumed messages of a client without group.id; Untracked
 	// acknowledged messages without a correlation_id.
@@ -410,9 +458,9 @@ func (c *client) stats() Stats {
 	if n := c.name.Load(); n != nil {
 		s.Name = *n
 	}
-	if c.sink != nil {
-		st := c.sink.stats()
-		s.Sent, s.Failed = st.Sent, st.Failed
+	if c.em != nil {
+		st := c.em.Stats()
+		s.Sent, s.Failed, s.DropsReported = st.Sent, st.Failed, st.DropsReported
 	}
 	if c.closeErr != nil {
 		s.CloseError = c.closeErr.Error()
@@ -423,7 +471,8 @@ func (c *client) stats() Stats {
 func (c *client) report() {
 	s := c.stats()
 	attrs := []any{"name", s.Name, "produced", s.Produced, "consumed", s.Consumed,
-		"dropped", s.Dropped, "sent", s.Sent, "failed", s.Failed, "unaudited", s.Unaudited, "panics", s.Panics}
+		"dropped", s.Dropped, "sent", s.Sent, "failed", s.Failed, "drops_reported", s.DropsReported,
+		"unaudited", s.Unaudited, "panics", s.Panics}
 	if s.Dropped+s.Failed+s.Panics > 0 || s.CloseError != "" || !s.Audited {
 		c.log.Warn("kaudit: audit events lost", append(attrs, "close_error", s.CloseError)...)
 	} else {

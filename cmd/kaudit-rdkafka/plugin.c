@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "plugin.h"
 #include "_cgo_export.h"
@@ -32,7 +33,38 @@ static volatile unsigned long rng_generation = 1; /* bumped in a forked child */
 static __thread uint64_t rng_state[4];
 static __thread unsigned long rng_seeded_generation; /* 0: never seeded */
 
-static void rng_atfork_child(void) { rng_generation++; }
+/* ---- fork --------------------------------------------------------------- */
+
+/* forked is set in a child forked after the library was loaded. A Go
+ * runtime does not survive fork (its threads are gone), and a call into it
+ * there hangs, so from then on no callback enters Go: audit.* properties
+ * are accepted and ignored, new clients get correlation IDs (pure C) but
+ * no events, and the clients inherited from the parent are left alone.
+ * The application keeps running, unaudited. */
+static volatile int forked;
+
+static void atfork_child(void) {
+	rng_generation++;
+	forked = 1;
+}
+
+/* The handler is registered when the library is loaded: the Go runtime
+ * starts then, before any configuration is made. */
+__attribute__((constructor)) static void kaudit_register_atfork(void) {
+	pthread_atfork(NULL, NULL, atfork_child);
+}
+
+static void warn_forked(void) {
+	static int warned; /* per process: the flag is copied at fork, 0 then */
+	if (__atomic_exchange_n(&warned, 1, __ATOMIC_RELAXED))
+		return;
+	fprintf(stderr,
+	        "kaudit-rdkafka: plugin loaded in a forked child (pid %d): "
+	        "clients created here are not audited (a Go runtime does "
+	        "not survive fork); create them before forking or in a "
+	        "process started with exec\n",
+	        (int)getpid());
+}
 
 static uint64_t splitmix64(uint64_t *x) {
 	uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
@@ -126,14 +158,9 @@ void kaudit_copy_errstr(char *errstr, size_t size, const char *msg) {
 		snprintf(errstr, size, "%s", msg);
 }
 
-/* ---- process-wide set-up ----------------------------------------------- */
-
-static pthread_once_t init_once = PTHREAD_ONCE_INIT;
-
 /* The Go linker marks a c-shared library NODELETE (a Go runtime cannot be
  * unloaded), so librdkafka's dlclose when a configuration is destroyed
- * keeps it loaded. Only the ID generator needs process-wide set-up. */
-static void kaudit_init(void) { pthread_atfork(NULL, NULL, rng_atfork_child); }
+ * keeps it loaded. */
 
 /* ---- message reading ---------------------------------------------------- */
 
@@ -200,7 +227,8 @@ static rd_kafka_resp_err_t on_send(rd_kafka_t *rk, rd_kafka_message_t *m,
                                    void *opaque) {
 	kaudit_ic *ic = opaque;
 	(void)rk;
-	if (!m || !m->rkt || is_skipped(ic, rd_kafka_topic_name(m->rkt)))
+	/* ic is NULL in a client made in a forked child: IDs only. */
+	if (!m || !m->rkt || (ic && is_skipped(ic, rd_kafka_topic_name(m->rkt))))
 		return RD_KAFKA_RESP_ERR_NO_ERROR;
 
 	rd_kafka_headers_t *hdrs = NULL;
@@ -234,7 +262,7 @@ done:
 	 * is recorded at acknowledgement, on a thread that never waits, so
 	 * wait here, at most wait_ms, until the ring has room for the events
 	 * of every message not yet acknowledged. */
-	if (ic->ring && ic->wait_ms > 0) {
+	if (ic && ic->ring && ic->wait_ms > 0 && !forked) {
 		__atomic_add_fetch(&ic->inflight, 1, __ATOMIC_RELAXED);
 		kaudit_ring_room(ic->ring, &ic->inflight, ic->wait_ms);
 	}
@@ -249,7 +277,7 @@ static rd_kafka_resp_err_t on_acknowledgement(rd_kafka_t *rk,
                                               void *opaque) {
 	kaudit_ic *ic = opaque;
 	(void)rk;
-	if (!ic->ring || !m || !m->rkt)
+	if (forked || !ic->ring || !m || !m->rkt)
 		return RD_KAFKA_RESP_ERR_NO_ERROR;
 	const char *topic = rd_kafka_topic_name(m->rkt);
 	if (!topic || is_skipped(ic, topic))
@@ -280,7 +308,7 @@ static rd_kafka_resp_err_t on_consume(rd_kafka_t *rk, rd_kafka_message_t *m,
                                       void *opaque) {
 	kaudit_ic *ic = opaque;
 	(void)rk;
-	if (!ic->ring || !m || m->err || !m->rkt) /* errors, partition EOF */
+	if (forked || !ic->ring || !m || m->err || !m->rkt) /* errors, partition EOF */
 		return RD_KAFKA_RESP_ERR_NO_ERROR;
 	const char *topic = rd_kafka_topic_name(m->rkt);
 	if (!topic || is_skipped(ic, topic))
@@ -308,6 +336,8 @@ static rd_kafka_resp_err_t on_consume(rd_kafka_t *rk, rd_kafka_message_t *m,
  * (acknowledgements may still follow); see kauditOnDestroy. */
 static rd_kafka_resp_err_t on_destroy(rd_kafka_t *rk, void *opaque) {
 	kaudit_ic *ic = opaque;
+	if (forked)
+		return RD_KAFKA_RESP_ERR_NO_ERROR;
 	kauditOnDestroy(ic->handle, (char *)rd_kafka_name(rk));
 	return RD_KAFKA_RESP_ERR_NO_ERROR;
 }
@@ -324,6 +354,8 @@ static rd_kafka_conf_res_t on_conf_set(rd_kafka_conf_t *conf, const char *name,
 	(void)conf;
 	if (!name || strncmp(name, KAUDIT_PREFIX, sizeof(KAUDIT_PREFIX) - 1) != 0)
 		return RD_KAFKA_CONF_UNKNOWN;
+	if (forked || !ic)
+		return RD_KAFKA_CONF_OK; /* accepted, ignored: not audited */
 	return kauditConfSet(ic->handle, (char *)name, (char *)val, errstr,
 	                     errstr_size) == 0
 	           ? RD_KAFKA_CONF_OK
@@ -349,6 +381,8 @@ static rd_kafka_resp_err_t on_conf_dup(rd_kafka_conf_t *new_conf,
  * callback can use ic any more. */
 static rd_kafka_resp_err_t on_conf_destroy(void *opaque) {
 	kaudit_ic *ic = opaque;
+	if (forked) /* the parent's: its Go half and ring are out of reach */
+		return RD_KAFKA_RESP_ERR_NO_ERROR;
 	kauditConfDestroy(ic->handle); /* drains the ring, closes the sink */
 	kaudit_ring_free(ic->ring);
 	free(ic->skip_topic);
@@ -362,6 +396,12 @@ static rd_kafka_resp_err_t on_new(rd_kafka_t *rk, const rd_kafka_conf_t *conf,
 	kaudit_ic *ic = opaque;
 	rd_kafka_resp_err_t err;
 
+	if (forked) {
+		/* Correlation IDs only (ic NULL, or the parent's instance, whose
+		 * ring must not be touched here). */
+		return rd_kafka_interceptor_add_on_send(rk, KAUDIT_IC_NAME, on_send,
+		                                        NULL);
+	}
 	kauditOnNew(ic, (rd_kafka_conf_t *)conf);
 
 	if ((err = rd_kafka_interceptor_add_on_send(rk, KAUDIT_IC_NAME, on_send,
@@ -381,9 +421,24 @@ static rd_kafka_resp_err_t on_new(rd_kafka_t *rk, const rd_kafka_conf_t *conf,
 	return RD_KAFKA_RESP_ERR_NO_ERROR;
 }
 
+/* setup_forked is setup in a forked child: the interceptors that accept
+ * audit.* properties and add correlation IDs, without an instance. */
+static rd_kafka_resp_err_t setup_forked(rd_kafka_conf_t *conf) {
+	warn_forked();
+	rd_kafka_resp_err_t err = rd_kafka_conf_interceptor_add_on_conf_set(
+	    conf, KAUDIT_IC_NAME, on_conf_set, NULL);
+	if (err) /* __CONFLICT: set up already */
+		return RD_KAFKA_RESP_ERR_NO_ERROR;
+	rd_kafka_conf_interceptor_add_on_conf_dup(conf, KAUDIT_IC_NAME,
+	                                          on_conf_dup, NULL);
+	rd_kafka_conf_interceptor_add_on_new(conf, KAUDIT_IC_NAME, on_new, NULL);
+	return RD_KAFKA_RESP_ERR_NO_ERROR;
+}
+
 static rd_kafka_resp_err_t setup(rd_kafka_conf_t *conf, char *errstr,
                                  size_t errstr_size) {
-	pthread_once(&init_once, kaudit_init);
+	if (forked)
+		return setup_forked(conf);
 
 	kaudit_ic *ic = calloc(1, sizeof(*ic));
 	if (!ic) {

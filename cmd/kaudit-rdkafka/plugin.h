@@ -51,7 +51,26 @@ typedef struct kaudit_counters {
 	uint64_t slow;      /* records too large for the ring, sent through Go */
 } kaudit_counters;
 
+/* kaudit_drop counts the records a ring dropped, per topic, kind and
+ * minute of their event time, until the Go reader takes them to report
+ * them (codecs.KindDrops). topic is UINT32_MAX for the catch-all of a full
+ * table (any topic). */
+typedef struct kaudit_drop {
+	int64_t minute;
+	int64_t start_ns, end_ns; /* earliest and latest event time */
+	uint64_t n;
+	uint32_t topic;
+	uint8_t kind;
+} kaudit_drop;
+
+/* KAUDIT_DROP_SLOTS bounds a ring's drop table; the last two slots are the
+ * catch-alls (one per kind). */
+#define KAUDIT_DROP_SLOTS 64
+
 kaudit_ring *kaudit_ring_new(uint32_t capacity);
+/* kaudit_ring_take_drops moves up to max drop counts into out and returns
+ * how many. */
+int kaudit_ring_take_drops(kaudit_ring *r, kaudit_drop *out, int max);
 /* kaudit_ring_push copies rec into the ring (waiting at most wait_ms for
  * room; 0: never wait) and returns 1, or counts it as dropped and returns
  * 0. */
@@ -68,6 +87,8 @@ void kaudit_ring_free(kaudit_ring *r);
  * arm, an empty ring makes the next push wake the reader through
  * kaudit_ring_fd (an eventfd). */
 int kaudit_ring_take(kaudit_ring *r, kaudit_rec *out, int max, int arm);
+/* kaudit_ring_fd returns a new descriptor of the ring's eventfd (the
+ * caller closes it), or -1. */
 int kaudit_ring_fd(kaudit_ring *r);
 void kaudit_ring_close(kaudit_ring *r);
 void kaudit_ring_counters(kaudit_ring *r, kaudit_counters *c);

@@ -135,6 +135,7 @@ type pluginStats struct {
 	Dropped   uint64 `json:"dropped"`
 	Sent      uint64 `json:"sent"`
 	Failed    uint64 `json:"failed"`
+	Reported  uint64 `json:"drops_reported"`
 	Unaudited uint64 `json:"unaudited"`
 	Panics    uint64 `json:"panics"`
 	Audited   bool   `json:"audited"`

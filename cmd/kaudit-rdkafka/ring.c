@@ -6,6 +6,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,8 +41,10 @@ struct kaudit_ring {
 	int writers_waiting;
 	int closed;
 	int sleeping; /* the reader waits on efd for the next push */
-	int efd;      /* eventfd waking the reader; owned by the Go side */
+	int efd;      /* eventfd waking the reader; closed by kaudit_ring_free */
 	kaudit_counters counters;
+	int ndrops;
+	kaudit_drop drops[KAUDIT_DROP_SLOTS];
 };
 
 kaudit_ring *kaudit_ring_new(uint32_t capacity) {
@@ -65,7 +68,13 @@ kaudit_ring *kaudit_ring_new(uint32_t capacity) {
 	return r;
 }
 
-int kaudit_ring_fd(kaudit_ring *r) { return r->efd; }
+/* kaudit_ring_fd returns a duplicate of the ring's eventfd, which the
+ * caller owns and closes. The ring keeps its own until kaudit_ring_free,
+ * which runs once no thread can push any more: a push that decided to wake
+ * the reader and writes after the reader has gone (and closed its
+ * descriptor) writes into the ring's eventfd, never into a descriptor
+ * number the application has reused since. */
+int kaudit_ring_fd(kaudit_ring *r) { return fcntl(r->efd, F_DUPFD_CLOEXEC, 0); }
 
 static void wake(kaudit_ring *r) {
 	uint64_t one = 1;
@@ -81,10 +90,11 @@ static void free_chunks(chunk *c) {
 	}
 }
 
-/* kaudit_ring_free frees r; the eventfd is the Go reader's to close. */
+/* kaudit_ring_free frees r and closes its eventfd. */
 void kaudit_ring_free(kaudit_ring *r) {
 	if (!r)
 		return;
+	close(r->efd);
 	pthread_cond_destroy(&r->writable);
 	pthread_mutex_destroy(&r->mu);
 	free_chunks(r->head);
@@ -157,12 +167,67 @@ static void recycle(kaudit_ring *r, chunk *c) {
 	}
 }
 
+/* note_drop counts a dropped record in the drop table (mu held): per
+ * topic, kind and minute of the event time (the send time of a failed
+ * produce, like codecs.Event.TimeNs), or in the kind's catch-all once the
+ * table is full. */
+static void note_drop(kaudit_ring *r, const kaudit_rec *rec) {
+	int64_t t = rec->now_ns;
+	if (rec->kind == KAUDIT_PRODUCE && rec->err != 0 && rec->send_ns > 0)
+		t = rec->send_ns;
+	uint32_t topic = rec->topic;
+	int64_t minute = t / 60000000000LL;
+	kaudit_drop *d = NULL;
+	for (int i = 0; i < r->ndrops; i++) {
+		kaudit_drop *x = &r->drops[i];
+		if (x->topic == topic && x->kind == rec->kind && x->minute == minute) {
+			d = x;
+			break;
+		}
+	}
+	if (!d && r->ndrops >= KAUDIT_DROP_SLOTS - 2) {
+		topic  = UINT32_MAX;
+		minute = 0;
+		for (int i = 0; i < r->ndrops; i++) {
+			kaudit_drop *x = &r->drops[i];
+			if (x->topic == topic && x->kind == rec->kind) {
+				d = x;
+				break;
+			}
+		}
+	}
+	if (!d) {
+		d = &r->drops[r->ndrops++];
+		d->topic    = topic;
+		d->kind     = rec->kind;
+		d->minute   = minute;
+		d->n        = 0;
+		d->start_ns = d->end_ns = t;
+	}
+	d->n++;
+	if (t < d->start_ns)
+		d->start_ns = t;
+	if (t > d->end_ns)
+		d->end_ns = t;
+}
+
+int kaudit_ring_take_drops(kaudit_ring *r, kaudit_drop *out, int max) {
+	pthread_mutex_lock(&r->mu);
+	int n = r->ndrops < max ? r->ndrops : max;
+	memcpy(out, r->drops + (r->ndrops - n), (size_t)n * sizeof(kaudit_drop));
+	r->ndrops -= n;
+	pthread_mutex_unlock(&r->mu);
+	return n;
+}
+
 int kaudit_ring_push(kaudit_ring *r, const kaudit_rec *rec, int wait_ms) {
 	pthread_mutex_lock(&r->mu);
 	wait_room(r, NULL, wait_ms);
 	kaudit_rec *dst;
 	if (r->closed || r->count >= r->cap || !(dst = slot(r))) {
 		r->counters.dropped++;
+		if (!r->closed)
+			note_drop(r, rec);
 		pthread_mutex_unlock(&r->mu);
 		return 0;
 	}
@@ -173,8 +238,12 @@ int kaudit_ring_push(kaudit_ring *r, const kaudit_rec *rec, int wait_ms) {
 	int signal  = r->sleeping;
 	r->sleeping = 0;
 	pthread_mutex_unlock(&r->mu);
-	if (signal)
+	if (signal) {
+#ifdef KAUDIT_TEST_PUSH_WAKE_DELAY_US
+		usleep(KAUDIT_TEST_PUSH_WAKE_DELAY_US); /* testdata/ringrace.c only */
+#endif
 		wake(r);
+	}
 	return 1;
 }
 

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kaudit/kaudit/audit"
@@ -296,51 +295,6 @@ func TestExistingClient(t *testing.T) {
 	}
 }
 
-func TestCollector(t *testing.T) {
-	c := kafkatest.NewCluster(t)
-	kafkatest.CreateTopic(t, c, audit.DefaultEventsTopic, 1)
-	em, err := emitter.New(emitter.Config{Brokers: c.ListenAddrs(), QueueSize: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := em.Close(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	// Closed: three drops, nothing sent.
-	for i := range 3 {
-		em.Emit(event(i))
-	}
-	reg := prometheus.NewPedanticRegistry()
-	reg.MustRegister(em.Collector())
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := map[string]float64{}
-	for _, mf := range mfs {
-		for _, m := range mf.GetMetric() {
-			name := mf.GetName()
-			for _, l := range m.GetLabel() {
-				name += "{" + l.GetName() + "=" + l.GetValue() + "}"
-			}
-			if m.GetCounter() != nil {
-				got[name] = m.GetCounter().GetValue()
-			} else {
-				got[name] = m.GetGauge().GetValue()
-			}
-		}
-	}
-	want := map[string]float64{
-		"kaudit_emitter_events_total{result=sent}":    0,
-		"kaudit_emitter_events_total{result=dropped}": 3,
-		"kaudit_emitter_events_total{result=failed}":  0,
-		"kaudit_emitter_queued_events":                0,
-	}
-	if fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Fatalf("metrics = %v, want %v", got, want)
-	}
-}
-
 func TestNewRejectsBadConfig(t *testing.T) {
 	cl, err := kgo.NewClient(kgo.SeedBrokers("127.0.0.1:1"))
 	if err != nil {
@@ -353,6 +307,9 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		"opts w/o broker": {Client: cl, ClientOpts: []kgo.Opt{kgo.ClientID("x")}},
 		"negative queue":  {Brokers: []string{"a:1"}, QueueSize: -1},
 		"negative wait":   {Brokers: []string{"a:1"}, EnqueueTimeout: -time.Second},
+		"negative bytes":  {Brokers: []string{"a:1"}, QueueBytes: -1},
+		"negative drops":  {Brokers: []string{"a:1"}, MaxDropWindows: -1},
+		"unknown encode":  {Brokers: []string{"a:1"}, Encode: emitter.InterceptorJSON + 1},
 	} {
 		if em, err := emitter.New(cfg); err == nil {
 			_ = em.Close(context.Background())
@@ -404,4 +361,80 @@ func TestConcurrentEmitAndClose(t *testing.T) {
 		t.Fatal("nothing sent")
 	}
 	t.Logf("%d calls: %+v", calls.Load(), s)
+}
+
+// TestInterceptorJSON writes the interceptors' JSON records: each decodes
+// (in the configured zone, to the second) to the event emitted, keyed by
+// correlation ID; drops are counted but never reported (the format has no
+// room for them).
+func TestInterceptorJSON(t *testing.T) {
+	c := kafkatest.NewCluster(t)
+	kafkatest.CreateTopic(t, c, "audit.json", 3)
+	zone := time.FixedZone("UTC+3", 3*3600)
+	em, err := emitter.New(emitter.Config{Brokers: c.ListenAddrs(), Topic: "audit.json",
+		Encode: emitter.InterceptorJSON, Location: zone})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 50
+	want := map[string]*codecs.Event{}
+	for i := range n {
+		ev := event(i)
+		ev.SendNs, ev.AckNs = int64(i+1)*int64(time.Second)+1_760_000_000e9, int64(i+1)*int64(time.Second)+1_760_000_000e9
+		if i%2 == 1 {
+			ev.Kind, ev.Group, ev.ConsumeNs = codecs.KindConsume, "billing", ev.AckNs
+		}
+		want[ev.CorrelationID] = ev
+		if !em.Emit(ev) {
+			t.Fatal("Emit refused")
+		}
+	}
+	em.AddDrops(event(n), 5)
+	if err := em.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	recs := kafkatest.Consume(t, c, "audit.json", n+1, 2*time.Second)
+	if len(recs) != n {
+		t.Fatalf("%d records, want %d", len(recs), n)
+	}
+	for _, r := range recs {
+		got, err := codecs.ParseInterceptorRecordIn(r.Value, zone)
+		if err != nil {
+			t.Fatalf("record %q: %v", r.Value, err)
+		}
+		w := want[got.CorrelationID]
+		if w == nil || string(r.Key) != w.CorrelationID || got.Kind != w.Kind || got.Topic != w.Topic ||
+			got.TimeNs() != w.TimeNs() || got.Partition != w.Partition || got.Offset != w.Offset {
+			t.Errorf("record %s decodes to %+v, want %+v", r.Value, got, w)
+		}
+	}
+	if s := em.Stats(); s.Sent != n || s.Dropped != 5 || s.DropsUnreported != 5 || s.DropReports != 0 {
+		t.Errorf("stats %+v, want %d sent, 5 dropped and unreported", s, n)
+	}
+}
+
+// TestFlush: with a linger far longer than the test, Flush sends what is
+// lingering and returns once every accepted event is acknowledged.
+func TestFlush(t *testing.T) {
+	c := kafkatest.NewCluster(t)
+	kafkatest.CreateTopic(t, c, audit.DefaultEventsTopic, 3)
+	em, err := emitter.New(emitter.Config{Brokers: c.ListenAddrs(), Linger: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer em.Close(context.Background())
+	for i := range 100 {
+		em.Emit(event(i))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := em.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if s := em.Stats(); s.Sent != 100 || s.Queued != 0 {
+		t.Fatalf("after Flush: %+v, want 100 sent, none queued", s)
+	}
+	if got := len(kafkatest.Consume(t, c, audit.DefaultEventsTopic, 100, 10*time.Second)); got != 100 {
+		t.Fatalf("%d events in the audit topic after Flush, want 100", got)
+	}
 }

@@ -32,6 +32,7 @@ func Example() {
 	if err := em.Close(ctx); err != nil {
 		panic(err)
 	}
-	fmt.Printf("%+v\n", em.Stats())
-	// Output: {Enqueued:1 Dropped:0 Sent:1 Failed:0 Queued:0}
+	s := em.Stats()
+	fmt.Println("sent", s.Sent, "dropped", s.Dropped, "failed", s.Failed)
+	// Output: sent 1 dropped 0 failed 0
 }

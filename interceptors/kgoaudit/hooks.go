@@ -11,30 +11,23 @@ import (
 
 	"github.com/kaudit/kaudit/audit"
 	"github.com/kaudit/kaudit/codecs"
+	"github.com/kaudit/kaudit/interceptors/internal/hookutil"
 )
 
 // Source is the Event.Source of every event these hooks write.
 const Source = "franz-go"
-
-// Emitter takes audit events; *emitter.Emitter is the implementation. Emit
-// must not block and takes ownership of the event. If the Emitter also has a
-// Topic() string method, records on that topic (the audit topic itself) are
-// never audited, so an audit client can never audit itself in a loop.
-type Emitter interface {
-	Emit(*codecs.Event) bool
-}
 
 // Hooks audits one franz-go client: pass it to kgo.WithHooks when building
 // the client. It learns the client ID and consumer group in OnNewClient, so
 // each client needs its own Hooks; the Emitter behind them can be shared.
 // All methods are safe for concurrent use, never block and never panic.
 type Hooks struct {
-	em        Emitter
+	em        audit.Emitter
 	skipTopic string
 	now       func() time.Time
 	host      string
 	group     string // group for consumers outside a group (WithGroup)
-	log       *slog.Logger
+	guard     hookutil.Guard
 
 	id atomic.Pointer[identity]
 
@@ -44,7 +37,6 @@ type Hooks struct {
 	unaudited atomic.Uint64
 	ungrouped atomic.Uint64
 	untracked atomic.Uint64
-	panics    atomic.Uint64
 }
 
 var (
@@ -95,15 +87,18 @@ func WithGroup(group string) Opt {
 func WithLogger(l *slog.Logger) Opt {
 	return optFunc(func(h *Hooks) {
 		if l != nil {
-			h.log = l
+			h.guard.Log = l
 		}
 	})
 }
 
-// New returns hooks that emit to em. A nil em yields hooks that audit
-// nothing (every event counts as rejected).
-func New(em Emitter, opts ...Opt) *Hooks {
-	h := &Hooks{em: em, now: time.Now, log: slog.New(slog.DiscardHandler)}
+// New returns hooks that emit to em (an *emitter.Emitter). A nil em yields
+// hooks that audit nothing (every event counts as rejected). If em also has
+// a Topic() string method, records on that topic (the audit topic itself)
+// are never audited, so an audit client can never audit itself in a loop.
+func New(em audit.Emitter, opts ...Opt) *Hooks {
+	h := &Hooks{em: em, now: time.Now}
+	h.guard.Msg = "kaudit: recovered panic in franz-go audit hook"
 	h.host, _ = os.Hostname()
 	if t, ok := em.(interface{ Topic() string }); ok {
 		h.skipTopic = t.Topic()
@@ -118,7 +113,7 @@ func New(em Emitter, opts ...Opt) *Hooks {
 // OnNewClient implements kgo.HookNewClient: it records the client ID and
 // consumer group (or share group) of the client the hooks were installed on.
 func (h *Hooks) OnNewClient(cl *kgo.Client) {
-	defer h.guard()
+	defer h.guard.Recover()
 	id := &identity{}
 	id.clientID, _ = cl.OptValue(kgo.ClientID).(string)
 	id.group, _ = cl.OptValue(kgo.ConsumerGroup).(string)
@@ -137,8 +132,9 @@ type stateKey struct{}
 // is filled in place and handed to the Emitter at ack time.
 type produceState struct {
 	context.Context
-	ev codecs.Event
-	id [audit.CorrelationIDLen]byte // generated correlation ID; the header value points here
+	ev  codecs.Event
+	id  [audit.CorrelationIDLen]byte // generated correlation ID; the header value points here
+	hdr [1]kgo.RecordHeader          // the headers of a record that had none
 }
 
 func (s *produceState) Value(key any) any {
@@ -164,7 +160,7 @@ func stateOf(ctx context.Context) *produceState {
 // ID header unless it has a non-empty one already, and notes the send time,
 // digest and size.
 func (h *Hooks) OnProduceRecordBuffered(r *kgo.Record) {
-	defer h.guard()
+	defer h.guard.Recover()
 	if h.skipTopic != "" && r.Topic == h.skipTopic {
 		return
 	}
@@ -180,19 +176,35 @@ func (h *Hooks) OnProduceRecordBuffered(r *kgo.Record) {
 		PayloadSize: int32(len(r.Key) + len(r.Value)),
 		Digest:      codecs.Digest(r.Key, r.Value),
 	}
-	i := headerIndex(r.Headers)
+	i := hookutil.Index(r.Headers, headerKey)
 	if i >= 0 && len(r.Headers[i].Value) > 0 {
 		s.ev.CorrelationID = string(r.Headers[i].Value)
 	} else {
 		audit.PutCorrelationID(&s.id)
 		s.ev.CorrelationID = string(s.id[:])
-		if i >= 0 {
-			r.Headers[i].Value = s.id[:]
-		} else {
-			r.Headers = append(r.Headers, kgo.RecordHeader{Key: audit.CorrelationHeader, Value: s.id[:]})
-		}
+		r.Headers = withID(r.Headers, i, s)
 	}
 	r.Context = s
+}
+
+// withID returns the headers hs with the correlation ID of s at index i
+// (appended if i < 0). It never writes into hs, whose backing array belongs
+// to the application and may be shared by records produced concurrently:
+// the result is a new slice (the state's own one-element array when hs is
+// empty, which costs no allocation).
+func withID(hs []kgo.RecordHeader, i int, s *produceState) []kgo.RecordHeader {
+	h := kgo.RecordHeader{Key: audit.CorrelationHeader, Value: s.id[:]}
+	if len(hs) == 0 {
+		s.hdr[0] = h
+		return s.hdr[:1:1]
+	}
+	out := make([]kgo.RecordHeader, len(hs), len(hs)+1)
+	copy(out, hs)
+	if i >= 0 {
+		out[i] = h
+		return out
+	}
+	return append(out, h)
 }
 
 // OnProduceRecordUnbuffered implements kgo.HookProduceRecordUnbuffered. It
@@ -200,7 +212,7 @@ func (h *Hooks) OnProduceRecordBuffered(r *kgo.Record) {
 // event: partition, offset and ack time on success, the error text (and no
 // ack time or offset) on failure.
 func (h *Hooks) OnProduceRecordUnbuffered(r *kgo.Record, err error) {
-	defer h.guard()
+	defer h.guard.Recover()
 	if h.skipTopic != "" && r.Topic == h.skipTopic {
 		return
 	}
@@ -215,7 +227,7 @@ func (h *Hooks) OnProduceRecordUnbuffered(r *kgo.Record, err error) {
 		// Not seen when buffered (hooks added oddly, or the context was
 		// replaced): audit what is still known, if the record has an ID.
 		h.untracked.Add(1)
-		i := headerIndex(r.Headers)
+		i := hookutil.Index(r.Headers, headerKey)
 		if i < 0 || len(r.Headers[i].Value) == 0 {
 			return
 		}
@@ -233,7 +245,7 @@ func (h *Hooks) OnProduceRecordUnbuffered(r *kgo.Record, err error) {
 	ev.ClientID = id.clientID
 	ev.Host = h.host
 	ev.Source = Source
-	ev.RecordTsNs = unixNano(r.Timestamp)
+	ev.RecordTsNs = hookutil.UnixNano(r.Timestamp)
 	if err != nil {
 		ev.Error = err.Error()
 		ev.Offset = -1
@@ -252,7 +264,7 @@ func (h *Hooks) OnFetchRecordUnbuffered(r *kgo.Record, polled bool) {
 	if !polled {
 		return
 	}
-	defer h.guard()
+	defer h.guard.Recover()
 	if h.skipTopic != "" && r.Topic == h.skipTopic {
 		return
 	}
@@ -265,7 +277,7 @@ func (h *Hooks) OnFetchRecordUnbuffered(r *kgo.Record, polled bool) {
 		h.ungrouped.Add(1)
 		return
 	}
-	i := headerIndex(r.Headers)
+	i := hookutil.Index(r.Headers, headerKey)
 	if i < 0 || len(r.Headers[i].Value) == 0 {
 		h.unaudited.Add(1)
 		return
@@ -282,7 +294,7 @@ func (h *Hooks) OnFetchRecordUnbuffered(r *kgo.Record, polled bool) {
 		Host:          h.host,
 		Source:        Source,
 		ConsumeNs:     h.now().UnixNano(),
-		RecordTsNs:    unixNano(r.Timestamp),
+		RecordTsNs:    hookutil.UnixNano(r.Timestamp),
 		PayloadSize:   int32(len(r.Key) + len(r.Value)),
 		Digest:        codecs.Digest(r.Key, r.Value),
 	}
@@ -297,32 +309,7 @@ func (h *Hooks) emit(ev *codecs.Event, ok *atomic.Uint64) {
 	h.rejected.Add(1)
 }
 
-// guard turns a panic in a hook into a count (and a rate-limited log line),
-// so auditing can never take the application down.
-func (h *Hooks) guard() {
-	if v := recover(); v != nil {
-		n := h.panics.Add(1)
-		if n&(n-1) == 0 {
-			h.log.Error("kaudit: recovered panic in franz-go audit hook", "panic", v, "panics_total", n)
-		}
-	}
-}
-
-func headerIndex(hs []kgo.RecordHeader) int {
-	for i := range hs {
-		if hs[i].Key == audit.CorrelationHeader {
-			return i
-		}
-	}
-	return -1
-}
-
-func unixNano(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
-	}
-	return t.UnixNano()
-}
+func headerKey(h *kgo.RecordHeader) string { return h.Key }
 
 // Stats are the hooks' counters since New.
 type Stats struct {
@@ -351,6 +338,6 @@ func (h *Hooks) Stats() Stats {
 		Unaudited: h.unaudited.Load(),
 		Ungrouped: h.ungrouped.Load(),
 		Untracked: h.untracked.Load(),
-		Panics:    h.panics.Load(),
+		Panics:    h.guard.Panics(),
 	}
 }

@@ -507,3 +507,165 @@ func TestShareGroupConsumer(t *testing.T) {
 		t.Errorf("%d consume events for %d records", consumes, got)
 	}
 }
+
+// TestSharedHeaderSliceIsNotWritten produces records concurrently from
+// several goroutines that all share one header slice (with spare capacity,
+// with an application header, with an empty correlation_id to be filled
+// in): the hooks must not write into the application's slice, every record
+// must get its own correlation ID, and (under -race) no race is reported.
+func TestSharedHeaderSliceIsNotWritten(t *testing.T) {
+	app := kafkatest.NewCluster(t)
+	kafkatest.CreateTopic(t, app, "shared", 3)
+	_, em := auditCluster(t)
+	producer := kafkatest.Client(t, app, kgo.DefaultProduceTopic("shared"), kgo.WithHooks(kgoaudit.New(em)))
+
+	empty := make([]kgo.RecordHeader, 0, 4)
+	withApp := append(make([]kgo.RecordHeader, 0, 4), kgo.RecordHeader{Key: "app", Value: []byte("shop")})
+	withEmptyID := append(make([]kgo.RecordHeader, 0, 4),
+		kgo.RecordHeader{Key: audit.CorrelationHeader}, kgo.RecordHeader{Key: "app", Value: []byte("shop")})
+	shared := [][]kgo.RecordHeader{empty, withApp, withEmptyID}
+	before := make([][]kgo.RecordHeader, len(shared))
+	for i, hs := range shared {
+		before[i] = append([]kgo.RecordHeader(nil), hs[:cap(hs)]...)
+	}
+
+	const goroutines, each = 6, 200
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	for g := range goroutines {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				r := &kgo.Record{Value: fmt.Appendf(nil, "%d-%d", g, i), Headers: shared[(g+i)%len(shared)]}
+				producer.Produce(ctx, r, func(_ *kgo.Record, err error) {
+					if err != nil {
+						failed.Add(1)
+					}
+				})
+			}
+		}()
+	}
+	wg.Wait()
+	if err := producer.Flush(ctx); err != nil || failed.Load() > 0 {
+		t.Fatalf("flush: %v, %d failed", err, failed.Load())
+	}
+	for i, hs := range shared {
+		if got := hs[:cap(hs)]; fmt.Sprint(got) != fmt.Sprint(before[i]) {
+			t.Errorf("shared header slice %d changed:\n got %v\nwant %v", i, got, before[i])
+		}
+	}
+	ids := map[string]bool{}
+	for _, r := range kafkatest.Consume(t, app, "shared", goroutines*each, 20*time.Second) {
+		id, n := header(r, audit.CorrelationHeader)
+		if n != 1 || len(id) != 36 {
+			t.Fatalf("record %s: %d correlation headers, first %q", r.Value, n, id)
+		}
+		if ids[id] {
+			t.Fatalf("correlation ID %s on two records", id)
+		}
+		ids[id] = true
+		if app, _ := header(r, "app"); app != "shop" && len(r.Headers) > 1 {
+			t.Errorf("record %s lost its app header: %v", r.Value, r.Headers)
+		}
+	}
+	if len(ids) != goroutines*each {
+		t.Fatalf("%d distinct correlation IDs for %d records", len(ids), goroutines*each)
+	}
+}
+
+// pauseProduce makes c hold every produce request until the returned
+// resume is called (at the latest when the test ends).
+func pauseProduce(t *testing.T, c *kfake.Cluster) (resume func()) {
+	t.Helper()
+	release := make(chan struct{})
+	var once sync.Once
+	resume = func() { once.Do(func() { close(release) }) }
+	t.Cleanup(resume)
+	c.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		c.SleepControl(func() { <-release })
+		return nil, nil, false
+	})
+	return resume
+}
+
+// TestConsumeDropsAreReported consumes 2000 records with an emitter whose
+// queue is tiny while the audit broker stalls: most consume events are
+// dropped, and once the broker is back the drop reports in the audit
+// topic cover exactly the polled records whose consume event is missing,
+// under the consumer's client ID, topic and group.
+func TestConsumeDropsAreReported(t *testing.T) {
+	const n = 2000
+	app := kafkatest.NewCluster(t)
+	kafkatest.CreateTopic(t, app, "orders", 3)
+	auditC := kafkatest.NewCluster(t)
+	kafkatest.CreateTopic(t, auditC, audit.DefaultEventsTopic, 3)
+	resume := pauseProduce(t, auditC)
+	em, err := emitter.New(emitter.Config{Brokers: auditC.ListenAddrs(), QueueSize: 8,
+		ClientOpts: []kgo.Opt{kgo.MaxBufferedRecords(16)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	plain := kafkatest.Client(t, app, kgo.DefaultProduceTopic("orders"))
+	for i := range n {
+		plain.Produce(ctx, &kgo.Record{Value: []byte("v"),
+			Headers: []kgo.RecordHeader{{Key: audit.CorrelationHeader, Value: fmt.Appendf(nil, "id-%d", i)}}}, nil)
+	}
+	if err := plain.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	clk := new(fakeClock)
+	hooks := kgoaudit.New(em, kgoaudit.WithClock(clk.Now))
+	consumer := kafkatest.Client(t, app, kgo.ClientID("billing-1"), kgo.ConsumerGroup("billing"),
+		kgo.ConsumeTopics("orders"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.WithHooks(hooks))
+	polled := map[string]bool{}
+	for len(polled) < n {
+		fs := consumer.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("polled %d of %d", len(polled), n)
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			id, _ := header(r, audit.CorrelationHeader)
+			polled[id] = true
+		})
+	}
+	consumer.Close()
+	resume()
+	if err := em.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	arrived, dropped := 0, 0
+	for _, r := range kafkatest.Consume(t, auditC, audit.DefaultEventsTopic, 1<<30, 2*time.Second) {
+		ev, err := codecs.DecodeEvent(r.Value)
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch ev.Kind {
+		case codecs.KindConsume:
+			if !polled[ev.CorrelationID] {
+				t.Errorf("consume event for %q, which was not polled", ev.CorrelationID)
+			}
+			arrived++
+		case codecs.KindDrops:
+			if ev.ClientID != "billing-1" || ev.Topic != "orders" || ev.Group != "billing" || ev.DroppedKind != codecs.KindConsume ||
+				ev.Source != kgoaudit.Source || ev.WindowStartNs <= clockStart.UnixNano() || ev.WindowEndNs > clk.Now().UnixNano() {
+				t.Errorf("drop report %+v", ev)
+			}
+			dropped += int(ev.Dropped)
+		default:
+			t.Errorf("event %+v", ev)
+		}
+	}
+	t.Logf("%d polled: %d consume events arrived, %d reported dropped; hooks %+v", n, arrived, dropped, hooks.Stats())
+	if arrived+dropped != n || dropped < n/2 {
+		t.Fatalf("%d consume events + %d reported drops for %d polled records", arrived, dropped, n)
+	}
+}

@@ -6,6 +6,8 @@ import (
 	"sync"
 
 	"github.com/IBM/sarama"
+
+	"github.com/kaudit/kaudit/audit"
 )
 
 // AsyncProducer is an audited sarama.AsyncProducer. It behaves like the
@@ -22,7 +24,7 @@ import (
 type AsyncProducer struct {
 	sarama.AsyncProducer // Input, AsyncClose and the transaction methods
 
-	audit      *producerAudit
+	pa         *producerAudit
 	successes  chan *sarama.ProducerMessage
 	errors     chan *sarama.ProducerError
 	wantSucc   bool
@@ -38,8 +40,8 @@ var _ sarama.AsyncProducer = (*AsyncProducer)(nil)
 // (after the application's own, so it sees their headers) and both Return
 // flags on. Events name cfg.ClientID unless WithClientID says otherwise.
 // Headers need Kafka 0.11: cfg.Version must be at least V0_11_0_0.
-func NewAsyncProducer(em Emitter, addrs []string, cfg *sarama.Config, opts ...Opt) (*AsyncProducer, error) {
-	c, audit, want, err := producerConfig(em, cfg, opts)
+func NewAsyncProducer(em audit.Emitter, addrs []string, cfg *sarama.Config, opts ...Opt) (*AsyncProducer, error) {
+	c, pa, want, err := producerConfig(em, cfg, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -47,7 +49,7 @@ func NewAsyncProducer(em Emitter, addrs []string, cfg *sarama.Config, opts ...Op
 	if err != nil {
 		return nil, fmt.Errorf("saramaaudit: new async producer: %w", err)
 	}
-	return wrapAsync(inner, audit, want, c.ChannelBufferSize), nil
+	return wrapAsync(inner, pa, want, c.ChannelBufferSize), nil
 }
 
 // returns is what the application's configuration asked sarama to return.
@@ -55,7 +57,7 @@ type returns struct{ successes, errors bool }
 
 // producerConfig returns the audited copy of cfg, the audit state and what
 // the application wanted returned.
-func producerConfig(em Emitter, cfg *sarama.Config, opts []Opt) (*sarama.Config, *producerAudit, returns, error) {
+func producerConfig(em audit.Emitter, cfg *sarama.Config, opts []Opt) (*sarama.Config, *producerAudit, returns, error) {
 	var c sarama.Config
 	if cfg != nil {
 		c = *cfg
@@ -66,24 +68,24 @@ func producerConfig(em Emitter, cfg *sarama.Config, opts []Opt) (*sarama.Config,
 	if !c.Version.IsAtLeast(sarama.V0_11_0_0) {
 		return nil, nil, want, fmt.Errorf("saramaaudit: sarama Version %s cannot produce headers; need at least %s", c.Version, sarama.V0_11_0_0)
 	}
-	audit := &producerAudit{auditor{em: em, o: newOptions(em, c.ClientID, opts)}}
+	pa := &producerAudit{newAuditor(em, newOptions(em, c.ClientID, opts))}
 	ics := make([]sarama.ProducerInterceptor, 0, len(c.Producer.Interceptors)+1)
-	c.Producer.Interceptors = append(append(ics, c.Producer.Interceptors...), audit)
+	c.Producer.Interceptors = append(append(ics, c.Producer.Interceptors...), pa)
 	c.Producer.Return.Successes = true
 	c.Producer.Return.Errors = true
-	return &c, audit, want, nil
+	return &c, pa, want, nil
 }
 
-func wrapAsync(inner sarama.AsyncProducer, audit *producerAudit, want returns, buffer int) *AsyncProducer {
+func wrapAsync(inner sarama.AsyncProducer, pa *producerAudit, want returns, buffer int) *AsyncProducer {
 	p := &AsyncProducer{
 		AsyncProducer: inner,
-		audit:         audit,
+		pa:            pa,
 		successes:     make(chan *sarama.ProducerMessage, buffer),
 		errors:        make(chan *sarama.ProducerError, buffer),
 		wantSucc:      want.successes,
 		wantErrors:    want.errors,
 	}
-	p.done = runResults(inner, audit,
+	p.done = runResults(inner, pa,
 		func(m *sarama.ProducerMessage) {
 			if p.wantSucc {
 				p.successes <- m
@@ -105,7 +107,7 @@ func wrapAsync(inner sarama.AsyncProducer, audit *producerAudit, want returns, b
 // never holds up the other), audits each result, then hands it to
 // onSuccess or onError. When a channel closes, its closer runs. The
 // returned channel is closed once both are done.
-func runResults(inner sarama.AsyncProducer, audit *producerAudit,
+func runResults(inner sarama.AsyncProducer, pa *producerAudit,
 	onSuccess func(*sarama.ProducerMessage), onError func(*sarama.ProducerError),
 	closeSuccesses, closeErrors func(),
 ) <-chan struct{} {
@@ -115,7 +117,7 @@ func runResults(inner sarama.AsyncProducer, audit *producerAudit,
 		defer wg.Done()
 		defer closeSuccesses()
 		for m := range inner.Successes() {
-			audit.acked(m, nil)
+			pa.acked(m, nil)
 			onSuccess(m)
 		}
 	}()
@@ -130,7 +132,7 @@ func runResults(inner sarama.AsyncProducer, audit *producerAudit,
 			if e.Err == nil {
 				err = errors.New("unknown produce error")
 			}
-			audit.acked(e.Msg, err)
+			pa.acked(e.Msg, err)
 			onError(e)
 		}
 	}()
@@ -177,4 +179,4 @@ func (p *AsyncProducer) Close() error {
 }
 
 // Stats returns the producer's audit counters.
-func (p *AsyncProducer) Stats() Stats { return p.audit.c.stats() }
+func (p *AsyncProducer) Stats() Stats { return p.pa.stats() }

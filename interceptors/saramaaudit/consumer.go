@@ -7,6 +7,7 @@ import (
 
 	"github.com/kaudit/kaudit/audit"
 	"github.com/kaudit/kaudit/codecs"
+	"github.com/kaudit/kaudit/interceptors/internal/hookutil"
 )
 
 // ConsumerInterceptor is a sarama.ConsumerInterceptor that emits one consume
@@ -20,7 +21,7 @@ import (
 // before the application takes it; "consumed" means handed to the
 // application's channel, not processed.
 type ConsumerInterceptor struct {
-	auditor
+	*auditor
 	group string
 }
 
@@ -29,23 +30,20 @@ var _ sarama.ConsumerInterceptor = (*ConsumerInterceptor)(nil)
 // NewConsumerInterceptor returns the interceptor for consumers of group
 // (required: every consume verdict is per group). Add it to
 // Config.Consumer.Interceptors; pass WithClientID to name the client.
-func NewConsumerInterceptor(em Emitter, group string, opts ...Opt) *ConsumerInterceptor {
-	return &ConsumerInterceptor{auditor: auditor{em: em, o: newOptions(em, "", opts)}, group: group}
+func NewConsumerInterceptor(em audit.Emitter, group string, opts ...Opt) *ConsumerInterceptor {
+	return &ConsumerInterceptor{auditor: newAuditor(em, newOptions(em, "", opts)), group: group}
 }
 
 // OnConsume implements sarama.ConsumerInterceptor. Messages without a
 // correlation ID are counted (Stats().Unaudited) and skipped.
 func (ci *ConsumerInterceptor) OnConsume(m *sarama.ConsumerMessage) {
-	defer ci.guard()
+	defer ci.g.Recover()
 	if m == nil || !ci.o.audits(m.Topic) {
 		return
 	}
 	var id []byte
-	for _, h := range m.Headers {
-		if h != nil && string(h.Key) == audit.CorrelationHeader {
-			id = h.Value
-			break
-		}
+	if i := hookutil.Index(m.Headers, consumedKey); i >= 0 {
+		id = m.Headers[i].Value
 	}
 	if len(id) == 0 || ci.group == "" {
 		ci.c.unaudited.Add(1)
@@ -63,7 +61,7 @@ func (ci *ConsumerInterceptor) OnConsume(m *sarama.ConsumerMessage) {
 		Host:          ci.o.host,
 		Source:        Source,
 		ConsumeNs:     ci.o.now().UnixNano(),
-		RecordTsNs:    unixNano(m.Timestamp),
+		RecordTsNs:    hookutil.UnixNano(m.Timestamp),
 		PayloadSize:   int32(len(m.Key) + len(m.Value)),
 		Digest:        codecs.Digest(m.Key, m.Value),
 	}
@@ -71,14 +69,14 @@ func (ci *ConsumerInterceptor) OnConsume(m *sarama.ConsumerMessage) {
 }
 
 // Stats returns the interceptor's counters.
-func (ci *ConsumerInterceptor) Stats() Stats { return ci.c.stats() }
+func (ci *ConsumerInterceptor) Stats() Stats { return ci.stats() }
 
 // NewConsumerGroup builds a sarama consumer group whose consumed messages
 // are audited: a copy of cfg (nil: sarama.NewConfig()), which it does not
 // modify, gets a ConsumerInterceptor for group appended to
 // Consumer.Interceptors. Events name cfg.ClientID unless WithClientID says
 // otherwise.
-func NewConsumerGroup(em Emitter, addrs []string, group string, cfg *sarama.Config, opts ...Opt) (sarama.ConsumerGroup, error) {
+func NewConsumerGroup(em audit.Emitter, addrs []string, group string, cfg *sarama.Config, opts ...Opt) (sarama.ConsumerGroup, error) {
 	if group == "" {
 		return nil, fmt.Errorf("saramaaudit: consumer group name required")
 	}
@@ -91,7 +89,7 @@ func NewConsumerGroup(em Emitter, addrs []string, group string, cfg *sarama.Conf
 }
 
 // consumerConfig returns a copy of cfg with the audit interceptor for group.
-func consumerConfig(em Emitter, group string, cfg *sarama.Config, opts []Opt) *sarama.Config {
+func consumerConfig(em audit.Emitter, group string, cfg *sarama.Config, opts []Opt) *sarama.Config {
 	var c sarama.Config
 	if cfg != nil {
 		c = *cfg
@@ -102,4 +100,11 @@ func consumerConfig(em Emitter, group string, cfg *sarama.Config, opts []Opt) *s
 	ics := make([]sarama.ConsumerInterceptor, 0, len(c.Consumer.Interceptors)+1)
 	c.Consumer.Interceptors = append(append(ics, c.Consumer.Interceptors...), ci)
 	return &c
+}
+
+func consumedKey(h **sarama.RecordHeader) []byte {
+	if *h == nil {
+		return nil
+	}
+	return (*h).Key
 }

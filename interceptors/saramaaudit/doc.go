@@ -52,12 +52,17 @@
 //     when sarama hands it to the partition's Messages channel (see
 //     ConsumerInterceptor for what "consumed" means here), with the group
 //     the interceptor was built for.
-//   - Records on the Emitter's own topic are never audited; WithTopicFilter
-//     narrows auditing further.
+//   - Records on the Emitter's own topic (if it has a Topic() string method,
+//     as *emitter.Emitter does) are never audited; WithTopicFilter narrows
+//     auditing further.
 //
 // Nothing here blocks the application on auditing (Emit never blocks; a full
-// queue drops the event, counted as Rejected in Stats) or lets a panic
-// escape (recovered and counted). Keys and values that are not
+// queue drops the event, counted as Rejected in Stats, and the Emitter
+// reports the drop in a codecs.KindDrops event under the client ID, topic
+// and group of the dropped event) or lets a panic escape (recovered and
+// counted). The interceptors keep nothing of their own: what is lost when
+// the audited process is killed (kill -9) is what the Emitter had queued;
+// see the emitter package. Keys and values that are not
 // sarama.ByteEncoder or StringEncoder are encoded a second time for the
 // digest.
 package saramaaudit

@@ -8,6 +8,8 @@ import (
 
 	"github.com/IBM/sarama"
 	"github.com/lovoo/goka"
+
+	"github.com/kaudit/kaudit/audit"
 )
 
 // gokaCloseTimeout bounds Close's wait for the results in flight, as goka's
@@ -32,7 +34,7 @@ const gokaCloseTimeout = 60 * time.Second
 // its own correlation ID; a callback that forwards the input's headers
 // (goka.WithCtxEmitHeaders(ctx.Headers())) makes the output continue the
 // input's trail instead, which is rarely what you want across topics.
-func ProducerBuilder(em Emitter, cfg *sarama.Config, opts ...Opt) goka.ProducerBuilder {
+func ProducerBuilder(em audit.Emitter, cfg *sarama.Config, opts ...Opt) goka.ProducerBuilder {
 	return func(brokers []string, clientID string, hasher func() hash.Hash32) (goka.Producer, error) {
 		var c sarama.Config
 		if cfg != nil {
@@ -45,7 +47,7 @@ func ProducerBuilder(em Emitter, cfg *sarama.Config, opts ...Opt) goka.ProducerB
 		notTable := WithTopicFilter(func(topic string) bool {
 			return !strings.HasSuffix(topic, string(goka.GroupTable("")))
 		})
-		pc, audit, _, err := producerConfig(em, &c, append([]Opt{notTable}, opts...))
+		pc, pa, _, err := producerConfig(em, &c, append([]Opt{notTable}, opts...))
 		if err != nil {
 			return nil, err
 		}
@@ -53,8 +55,8 @@ func ProducerBuilder(em Emitter, cfg *sarama.Config, opts ...Opt) goka.ProducerB
 		if err != nil {
 			return nil, fmt.Errorf("saramaaudit: failed to start goka producer: %w", err)
 		}
-		p := &gokaProducer{inner: inner, audit: audit}
-		p.done = runResults(inner, audit,
+		p := &gokaProducer{inner: inner, pa: pa}
+		p.done = runResults(inner, pa,
 			func(m *sarama.ProducerMessage) {
 				if finish, ok := m.Metadata.(goka.PromiseFinisher); ok {
 					finish(m, nil)
@@ -78,7 +80,7 @@ func ProducerBuilder(em Emitter, cfg *sarama.Config, opts ...Opt) goka.ProducerB
 // own implementation (producer.go), with the results read by the audit.
 type gokaProducer struct {
 	inner sarama.AsyncProducer
-	audit *producerAudit
+	pa    *producerAudit
 	done  <-chan struct{}
 }
 
@@ -127,7 +129,7 @@ func (p *gokaProducer) Close() error {
 // Goka reads tables and views (goka.Join, goka.Lookup, table recovery) with
 // a plain sarama consumer (goka.WithConsumerSaramaBuilder), outside any
 // group: those reads are state, not deliveries, and are not audited.
-func ConsumerGroupBuilder(em Emitter, cfg *sarama.Config, opts ...Opt) goka.ConsumerGroupBuilder {
+func ConsumerGroupBuilder(em audit.Emitter, cfg *sarama.Config, opts ...Opt) goka.ConsumerGroupBuilder {
 	return func(brokers []string, group, clientID string) (sarama.ConsumerGroup, error) {
 		var c sarama.Config
 		if cfg != nil {

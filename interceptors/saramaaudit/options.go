@@ -6,19 +6,15 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/IBM/sarama"
+
+	"github.com/kaudit/kaudit/audit"
 	"github.com/kaudit/kaudit/codecs"
+	"github.com/kaudit/kaudit/interceptors/internal/hookutil"
 )
 
 // Source is the Event.Source of every event this package writes.
 const Source = "sarama"
-
-// Emitter takes audit events; *emitter.Emitter is the implementation. Emit
-// must not block and takes ownership of the event. If the Emitter also has a
-// Topic() string method, records on that topic (the audit topic itself) are
-// never audited.
-type Emitter interface {
-	Emit(*codecs.Event) bool
-}
 
 // Opt configures the audited producers and consumer interceptors.
 type Opt interface{ apply(*options) }
@@ -87,7 +83,7 @@ func WithTopicFilter(audit func(topic string) bool) Opt {
 
 // newOptions applies opts over the defaults for em and the client ID
 // learned from a sarama configuration.
-func newOptions(em Emitter, clientID string, opts []Opt) *options {
+func newOptions(em audit.Emitter, clientID string, opts []Opt) *options {
 	o := &options{now: time.Now, clientID: clientID, log: slog.New(slog.DiscardHandler)}
 	o.host, _ = os.Hostname()
 	for _, opt := range opts {
@@ -125,7 +121,7 @@ type Stats struct {
 
 // counters are the live Stats.
 type counters struct {
-	produced, consumed, rejected, unaudited, untracked, panics atomic.Uint64
+	produced, consumed, rejected, unaudited, untracked atomic.Uint64
 }
 
 func (c *counters) stats() Stats {
@@ -135,16 +131,22 @@ func (c *counters) stats() Stats {
 		Rejected:  c.rejected.Load(),
 		Unaudited: c.unaudited.Load(),
 		Untracked: c.untracked.Load(),
-		Panics:    c.panics.Load(),
 	}
 }
 
-// auditor holds what every audited client shares: the Emitter, options and
-// counters.
+// auditor holds what every audited client shares: the Emitter, options,
+// counters and the panic guard (see newAuditor).
 type auditor struct {
-	em Emitter
+	em audit.Emitter
 	o  *options
 	c  counters
+	g  hookutil.Guard
+}
+
+// newAuditor returns the auditor for em and o, whose guard logs to o's
+// logger.
+func newAuditor(em audit.Emitter, o *options) *auditor {
+	return &auditor{em: em, o: o, g: hookutil.Guard{Log: o.log, Msg: "kaudit: recovered panic in sarama audit"}}
 }
 
 func (a *auditor) emit(ev *codecs.Event, ok *atomic.Uint64) {
@@ -155,20 +157,11 @@ func (a *auditor) emit(ev *codecs.Event, ok *atomic.Uint64) {
 	a.c.rejected.Add(1)
 }
 
-// guard turns a panic into a count (and a rate-limited log line), so
-// auditing can never take the application down.
-func (a *auditor) guard() {
-	if v := recover(); v != nil {
-		n := a.c.panics.Add(1)
-		if n&(n-1) == 0 {
-			a.o.log.Error("kaudit: recovered panic in sarama audit", "panic", v, "panics_total", n)
-		}
-	}
+// stats are the auditor's counters.
+func (a *auditor) stats() Stats {
+	s := a.c.stats()
+	s.Panics = a.g.Panics()
+	return s
 }
 
-func unixNano(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
-	}
-	return t.UnixNano()
-}
+func headerKey(h *sarama.RecordHeader) []byte { return h.Key }

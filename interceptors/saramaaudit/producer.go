@@ -8,6 +8,7 @@ import (
 
 	"github.com/kaudit/kaudit/audit"
 	"github.com/kaudit/kaudit/codecs"
+	"github.com/kaudit/kaudit/interceptors/internal/hookutil"
 )
 
 // sendState is what the send side learned about a message, handed to the
@@ -24,7 +25,7 @@ type sendState struct {
 
 // producerAudit is the audit logic shared by the async and sync producers.
 type producerAudit struct {
-	auditor
+	*auditor
 }
 
 // OnSend implements sarama.ProducerInterceptor for the AsyncProducer. Sarama
@@ -32,7 +33,7 @@ type producerAudit struct {
 // Input() — before the partitioner, so the partition is unknown here — and
 // again each time the message is retried; the first call wins.
 func (p *producerAudit) OnSend(m *sarama.ProducerMessage) {
-	defer p.guard()
+	defer p.g.Recover()
 	if m == nil {
 		return
 	}
@@ -52,7 +53,7 @@ func (p *producerAudit) prepare(m *sarama.ProducerMessage) *sendState {
 		return nil
 	}
 	s := &sendState{sendNs: p.o.now().UnixNano()}
-	i := headerIndex(m.Headers)
+	i := hookutil.Index(m.Headers, headerKey)
 	if i >= 0 && len(m.Headers[i].Value) > 0 {
 		s.id = string(m.Headers[i].Value)
 		return s
@@ -90,7 +91,7 @@ func (p *producerAudit) acked(m *sarama.ProducerMessage, err error) {
 // report emits the one produce event of m: partition, offset and ack time
 // when err is nil, the error text (offset -1, no ack time) otherwise.
 func (p *producerAudit) report(m *sarama.ProducerMessage, s *sendState, err error) {
-	defer p.guard()
+	defer p.g.Recover()
 	if !p.o.audits(m.Topic) {
 		return
 	}
@@ -103,7 +104,7 @@ func (p *producerAudit) report(m *sarama.ProducerMessage, s *sendState, err erro
 		ClientID:   p.o.clientID,
 		Host:       p.o.host,
 		Source:     Source,
-		RecordTsNs: unixNano(m.Timestamp),
+		RecordTsNs: hookutil.UnixNano(m.Timestamp),
 	}
 	if s != nil {
 		ev.CorrelationID = s.id
@@ -112,7 +113,7 @@ func (p *producerAudit) report(m *sarama.ProducerMessage, s *sendState, err erro
 		// Refused before the interceptors ran (producer shutting down,
 		// no transaction): report it if it has an ID of its own.
 		p.c.untracked.Add(1)
-		i := headerIndex(m.Headers)
+		i := hookutil.Index(m.Headers, headerKey)
 		if i < 0 || len(m.Headers[i].Value) == 0 {
 			return
 		}
@@ -153,13 +154,4 @@ func encoded(enc sarama.Encoder) ([]byte, error) {
 		return nil, fmt.Errorf("encode: %w", err)
 	}
 	return b, nil
-}
-
-func headerIndex(hs []sarama.RecordHeader) int {
-	for i := range hs {
-		if string(hs[i].Key) == audit.CorrelationHeader {
-			return i
-		}
-	}
-	return -1
 }

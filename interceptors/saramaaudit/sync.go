@@ -5,6 +5,8 @@ import (
 	"fmt"
 
 	"github.com/IBM/sarama"
+
+	"github.com/kaudit/kaudit/audit"
 )
 
 // SyncProducer is an audited sarama.SyncProducer: SendMessage and
@@ -14,7 +16,7 @@ import (
 // message). Nothing else changes.
 type SyncProducer struct {
 	sarama.SyncProducer // Close and the transaction methods
-	audit               *producerAudit
+	pa                  *producerAudit
 }
 
 var _ sarama.SyncProducer = (*SyncProducer)(nil)
@@ -24,7 +26,7 @@ var _ sarama.SyncProducer = (*SyncProducer)(nil)
 // copy has both Producer.Return flags on, as sarama's sync producer needs.
 // Events name cfg.ClientID unless WithClientID says otherwise. cfg.Version
 // must be at least V0_11_0_0 (headers).
-func NewSyncProducer(em Emitter, addrs []string, cfg *sarama.Config, opts ...Opt) (*SyncProducer, error) {
+func NewSyncProducer(em audit.Emitter, addrs []string, cfg *sarama.Config, opts ...Opt) (*SyncProducer, error) {
 	var c sarama.Config
 	if cfg != nil {
 		c = *cfg
@@ -46,8 +48,8 @@ func NewSyncProducer(em Emitter, addrs []string, cfg *sarama.Config, opts ...Opt
 // WrapSyncProducer audits an existing sync producer (one built with
 // sarama.NewSyncProducerFromClient, for instance). The producer's client
 // ID is not visible through the interface: pass WithClientID.
-func WrapSyncProducer(em Emitter, sp sarama.SyncProducer, opts ...Opt) *SyncProducer {
-	return &SyncProducer{SyncProducer: sp, audit: &producerAudit{auditor{em: em, o: newOptions(em, "", opts)}}}
+func WrapSyncProducer(em audit.Emitter, sp sarama.SyncProducer, opts ...Opt) *SyncProducer {
+	return &SyncProducer{SyncProducer: sp, pa: &producerAudit{newAuditor(em, newOptions(em, "", opts))}}
 }
 
 // SendMessage implements sarama.SyncProducer.
@@ -58,7 +60,7 @@ func (p *SyncProducer) SendMessage(msg *sarama.ProducerMessage) (partition int32
 	s := p.prepare(msg)
 	partition, offset, err = p.SyncProducer.SendMessage(msg)
 	if s != nil {
-		p.audit.report(msg, s, err)
+		p.pa.report(msg, s, err)
 	}
 	return partition, offset, err
 }
@@ -91,16 +93,16 @@ func (p *SyncProducer) SendMessages(msgs []*sarama.ProducerMessage) error {
 		if err != nil && failed == nil {
 			merr = err // not per message: all of them failed
 		}
-		p.audit.report(m, states[i], merr)
+		p.pa.report(m, states[i], merr)
 	}
 	return err
 }
 
 // prepare is producerAudit.prepare behind the panic guard.
 func (p *SyncProducer) prepare(m *sarama.ProducerMessage) (s *sendState) {
-	defer p.audit.guard()
-	return p.audit.prepare(m)
+	defer p.pa.g.Recover()
+	return p.pa.prepare(m)
 }
 
 // Stats returns the producer's audit counters.
-func (p *SyncProducer) Stats() Stats { return p.audit.c.stats() }
+func (p *SyncProducer) Stats() Stats { return p.pa.stats() }

@@ -12,18 +12,13 @@
 package cli
 
 import (
-	"crypto/tls"
-	"crypto/x509"
 	"fmt"
-	"os"
-	"strings"
 
 	"github.com/IBM/sarama"
 	"github.com/lovoo/goka"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/sasl"
-	"github.com/twmb/franz-go/pkg/sasl/plain"
-	"github.com/twmb/franz-go/pkg/sasl/scram"
+
+	"github.com/kaudit/kaudit/internal/kafkaconn"
 )
 
 // Kafka is how to reach a Kafka cluster.
@@ -38,33 +33,18 @@ type Kafka struct {
 	TLSKeyFile       string   `name:"tls-key-file" help:"PEM client key (ssl.key.location)." env:"KAUDIT_TLS_KEY_FILE" type:"path"`
 }
 
-func (k *Kafka) tls() (*tls.Config, error) {
-	if !strings.HasSuffix(k.SecurityProtocol, "SSL") {
-		return nil, nil
+// Security is the connection's security settings.
+func (k *Kafka) Security() kafkaconn.Security {
+	return kafkaconn.Security{
+		Protocol:  k.SecurityProtocol,
+		Mechanism: k.SASLMechanism,
+		Username:  k.SASLUsername,
+		Password:  k.SASLPassword,
+		CAFile:    k.TLSCAFile,
+		CertFile:  k.TLSCertFile,
+		KeyFile:   k.TLSKeyFile,
 	}
-	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
-	if k.TLSCAFile != "" {
-		pem, err := os.ReadFile(k.TLSCAFile)
-		if err != nil {
-			return nil, fmt.Errorf("kafka tls: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("kafka tls: no certificates in %s", k.TLSCAFile)
-		}
-		cfg.RootCAs = pool
-	}
-	if k.TLSCertFile != "" || k.TLSKeyFile != "" {
-		cert, err := tls.LoadX509KeyPair(k.TLSCertFile, k.TLSKeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("kafka tls: client certificate: %w", err)
-		}
-		cfg.Certificates = []tls.Certificate{cert}
-	}
-	return cfg, nil
 }
-
-func (k *Kafka) sasl() bool { return strings.HasPrefix(k.SecurityProtocol, "SASL") }
 
 // KgoOpts returns franz-go options for the cluster: the seed brokers and
 // ClientOpts.
@@ -78,52 +58,19 @@ func (k *Kafka) KgoOpts() ([]kgo.Opt, error) {
 
 // ClientOpts returns the franz-go options for TLS and SASL.
 func (k *Kafka) ClientOpts() ([]kgo.Opt, error) {
-	var opts []kgo.Opt
-	tlsCfg, err := k.tls()
+	opts, err := k.Security().KgoOpts()
 	if err != nil {
-		return nil, err
-	}
-	if tlsCfg != nil {
-		opts = append(opts, kgo.DialTLSConfig(tlsCfg))
-	}
-	if k.sasl() {
-		var m sasl.Mechanism
-		switch k.SASLMechanism {
-		case "PLAIN":
-			m = plain.Auth{User: k.SASLUsername, Pass: k.SASLPassword}.AsMechanism()
-		case "SCRAM-SHA-256":
-			m = scram.Auth{User: k.SASLUsername, Pass: k.SASLPassword}.AsSha256Mechanism()
-		case "SCRAM-SHA-512":
-			m = scram.Auth{User: k.SASLUsername, Pass: k.SASLPassword}.AsSha512Mechanism()
-		default:
-			return nil, fmt.Errorf("kafka: unsupported sasl.mechanism %q", k.SASLMechanism)
-		}
-		opts = append(opts, kgo.SASL(m))
+		return nil, fmt.Errorf("kafka: %w", err)
 	}
 	return opts, nil
 }
 
-// Sarama returns a goka/sarama client configuration for the cluster.
+// Sarama returns a goka/sarama client configuration for the cluster (TLS,
+// SASL PLAIN or SCRAM).
 func (k *Kafka) Sarama() (*sarama.Config, error) {
 	cfg := goka.DefaultConfig()
-	tlsCfg, err := k.tls()
-	if err != nil {
-		return nil, err
-	}
-	if tlsCfg != nil {
-		cfg.Net.TLS.Enable = true
-		cfg.Net.TLS.Config = tlsCfg
-	}
-	if k.sasl() {
-		cfg.Net.SASL.Enable = true
-		cfg.Net.SASL.User = k.SASLUsername
-		cfg.Net.SASL.Password = k.SASLPassword
-		switch k.SASLMechanism {
-		case "PLAIN":
-			cfg.Net.SASL.Mechanism = sarama.SASLTypePlaintext
-		case "SCRAM-SHA-256", "SCRAM-SHA-512":
-			return nil, fmt.Errorf("kafka: sasl.mechanism %s is not supported by the goka correlator yet; use PLAIN", k.SASLMechanism)
-		}
+	if err := k.Security().ApplySarama(cfg); err != nil {
+		return nil, fmt.Errorf("kafka: %w", err)
 	}
 	return cfg, nil
 }

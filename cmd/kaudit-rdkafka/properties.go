@@ -2,26 +2,23 @@
 
 package main
 
+// The audit.* properties: their table, parsing and checks (set), and the
+// plugin's defaults. resolve.go combines them with the client's own
+// properties; tls.go maps the security ones to franz-go options.
+
 import (
-	"crypto/tls"
-	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/sasl"
-	"github.com/twmb/franz-go/pkg/sasl/plain"
-	"github.com/twmb/franz-go/pkg/sasl/scram"
 
-	kaudit "github.com/kaudit/kaudit/audit"
 	"github.com/kaudit/kaudit/codecs"
+	"github.com/kaudit/kaudit/internal/kafkaconn"
 )
 
 // format is what the plugin writes to the audit topic.
@@ -150,7 +147,7 @@ var properties = map[string]property{
 	"ssl.ca.location": {
 		doc: "PEM file of CA certificates (default: system roots)",
 		set: func(s *settings, v string) error {
-			if _, err := loadCAs(v); err != nil {
+			if _, err := kafkaconn.LoadCAs(v); err != nil {
 				return err
 			}
 			s.caFile = v
@@ -527,242 +524,4 @@ func parseBrokers(v string) ([]string, error) {
 		return nil, fmt.Errorf("%q holds no broker", v)
 	}
 	return out, nil
-}
-
-func loadCAs(file string) (*x509.CertPool, error) {
-	b, err := os.ReadFile(file)
-	if err != nil {
-		return nil, err
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(b) {
-		return nil, fmt.Errorf("no PEM certificate in %s", file)
-	}
-	return pool, nil
-}
-
-// checkPEM fails unless file holds a PEM block whose type ends in typ.
-func checkPEM(file, typ string) error {
-	b, err := os.ReadFile(file)
-	if err != nil {
-		return err
-	}
-	for {
-		var blk *pem.Block
-		blk, b = pem.Decode(b)
-		if blk == nil {
-			return fmt.Errorf("no PEM %s in %s", typ, file)
-		}
-		if strings.HasSuffix(blk.Type, typ) {
-			if strings.Contains(blk.Type, "ENCRYPTED") || blk.Headers["Proc-Type"] != "" {
-				return fmt.Errorf("%s: encrypted private keys are not supported", file)
-			}
-			return nil
-		}
-	}
-}
-
-// clientProps are the properties of the audited client that on_new reads
-// (see resolve).
-type clientProps struct {
-	clientID, groupID string
-	brokers           string
-	// Security of the client's own connection, inherited by the audit
-	// producer when neither audit.bootstrap.servers nor
-	// audit.security.protocol is set (same cluster, same credentials).
-	protocol, mechanism, username, password string
-	caFile, certFile, keyFile               string
-	endpointAlgo, verifyCerts               string
-}
-
-// audit is a resolved configuration: everything needed to start a sink.
-type audit struct {
-	format       format
-	topic        string
-	brokers      []string
-	opts         []kgo.Opt
-	queueSize    int
-	linger       time.Duration // 0: the emitter default; <0: none
-	wait         time.Duration
-	closeTimeout time.Duration
-	statsFile    string
-	logLevel     slog.Level
-}
-
-// resolve combines the audit.* settings with the client's properties. It
-// always returns the audit configuration, complete unless err is set (the
-// client is then not audited). Errors here cannot fail the client
-// (librdkafka ignores on_new errors), so everything that can be checked per
-// property is checked in set.
-func (s *settings) resolve(c clientProps) (*audit, error) {
-	a := &audit{
-		format:       s.format,
-		topic:        s.topic,
-		queueSize:    s.queueSize,
-		wait:         s.enqueueTimeout,
-		closeTimeout: s.closeTimeout,
-		statsFile:    s.statsFile,
-		logLevel:     defaultLogLevel,
-	}
-	if a.topic == "" {
-		a.topic = kaudit.DefaultEventsTopic
-	}
-	if a.closeTimeout == 0 {
-		a.closeTimeout = defaultCloseTimeout
-	}
-	if a.queueSize == 0 {
-		a.queueSize = defaultQueueSize
-	}
-	if s.logLevel != nil {
-		a.logLevel = *s.logLevel
-	}
-	if s.linger != nil {
-		a.linger = *s.linger
-		if a.linger == 0 {
-			a.linger = -1
-		}
-	}
-
-	sec := *s
-	a.brokers = s.brokers
-	if len(a.brokers) == 0 {
-		var err error
-		if a.brokers, err = parseBrokers(c.brokers); err != nil {
-			return a, fmt.Errorf("no audit.bootstrap.servers and the client's bootstrap.servers: %w", err)
-		}
-		if sec.protocol == "" {
-			sec.inherit(c)
-		}
-	}
-
-	clientID := s.clientID
-	if clientID == "" {
-		clientID = defaultClientID
-	}
-	// Like a librdkafka producer, let the broker's auto.create.topics.enable
-	// decide whether a missing audit topic is created.
-	a.opts = append(a.opts, kgo.ClientID(clientID), kgo.AllowAutoTopicCreation())
-	secOpts, err := sec.securityOpts()
-	if err != nil {
-		return a, err
-	}
-	a.opts = append(a.opts, secOpts...)
-	// librdkafka's default: no compression (cheapest on the client).
-	codec := kgo.NoCompression()
-	if s.compression != nil {
-		codec = *s.compression
-	}
-	a.opts = append(a.opts, kgo.ProducerBatchCompression(codec))
-	switch s.acks {
-	case "1":
-		a.opts = append(a.opts, kgo.RequiredAcks(kgo.LeaderAck()), kgo.DisableIdempotentWrite())
-	case "0":
-		a.opts = append(a.opts, kgo.RequiredAcks(kgo.NoAck()), kgo.DisableIdempotentWrite())
-	}
-	if s.batchBytes > 0 {
-		a.opts = append(a.opts, kgo.ProducerBatchMaxBytes(s.batchBytes))
-	}
-	if s.deliveryTO > 0 {
-		a.opts = append(a.opts, kgo.RecordDeliveryTimeout(s.deliveryTO))
-	}
-	if s.requestTO > 0 {
-		a.opts = append(a.opts, kgo.ProduceRequestTimeout(s.requestTO))
-	}
-	return a, nil
-}
-
-// inherit takes the client's own security settings.
-func (s *settings) inherit(c clientProps) {
-	s.protocol = strings.ToUpper(c.protocol)
-	s.mechanism = strings.ToUpper(c.mechanism)
-	s.username, s.password = c.username, c.password
-	s.caFile, s.certFile, s.keyFile = c.caFile, c.certFile, c.keyFile
-	if strings.EqualFold(c.endpointAlgo, "none") {
-		s.verifyHostname = ptr(false)
-	}
-	if v, err := parseBool(c.verifyCerts); err == nil && !v {
-		s.verifyCerts = ptr(false)
-	}
-}
-
-// securityOpts maps security.protocol, sasl.* and ssl.* to franz-go
-// options.
-func (s *settings) securityOpts() ([]kgo.Opt, error) {
-	proto := s.protocol
-	if proto == "" {
-		proto = "PLAINTEXT"
-	}
-	var opts []kgo.Opt
-	switch proto {
-	case "PLAINTEXT", "SASL_PLAINTEXT":
-	case "SSL", "SASL_SSL":
-		cfg, err := s.tlsConfig()
-		if err != nil {
-			return nil, err
-		}
-		opts = append(opts, kgo.DialTLSConfig(cfg))
-	default:
-		return nil, fmt.Errorf("security.protocol %q is not supported", proto)
-	}
-	if strings.HasPrefix(proto, "SASL") {
-		mech := s.mechanism
-		if mech == "" {
-			mech = "GSSAPI" // librdkafka's default
-		}
-		var m sasl.Mechanism
-		switch mech {
-		case "PLAIN":
-			m = plain.Auth{User: s.username, Pass: s.password}.AsMechanism()
-		case "SCRAM-SHA-256":
-			m = scram.Auth{User: s.username, Pass: s.password}.AsSha256Mechanism()
-		case "SCRAM-SHA-512":
-			m = scram.Auth{User: s.username, Pass: s.password}.AsSha512Mechanism()
-		default:
-			return nil, fmt.Errorf("sasl.mechanism %s is not supported (PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512 are)", mech)
-		}
-		opts = append(opts, kgo.SASL(m))
-	}
-	return opts, nil
-}
-
-func (s *settings) tlsConfig() (*tls.Config, error) {
-	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
-	if s.caFile != "" {
-		pool, err := loadCAs(s.caFile)
-		if err != nil {
-			return nil, fmt.Errorf("ssl.ca.location: %w", err)
-		}
-		cfg.RootCAs = pool
-	}
-	if s.certFile != "" || s.keyFile != "" {
-		if s.certFile == "" || s.keyFile == "" {
-			return nil, errors.New("ssl.certificate.location and ssl.key.location go together")
-		}
-		cert, err := tls.LoadX509KeyPair(s.certFile, s.keyFile)
-		if err != nil {
-			return nil, fmt.Errorf("client certificate: %w", err)
-		}
-		cfg.Certificates = []tls.Certificate{cert}
-	}
-	switch {
-	case s.verifyCerts != nil && !*s.verifyCerts:
-		cfg.InsecureSkipVerify = true
-	case s.verifyHostname != nil && !*s.verifyHostname:
-		// Verify the chain, not the host name (librdkafka's
-		// ssl.endpoint.identification.algorithm=none).
-		cfg.InsecureSkipVerify = true
-		roots := cfg.RootCAs
-		cfg.VerifyConnection = func(cs tls.ConnectionState) error {
-			if len(cs.PeerCertificates) == 0 {
-				return errors.New("kaudit: broker sent no certificate")
-			}
-			inter := x509.NewCertPool()
-			for _, c := range cs.PeerCertificates[1:] {
-				inter.AddCert(c)
-			}
-			_, err := cs.PeerCertificates[0].Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter})
-			return err
-		}
-	}
-	return cfg, nil
 }
