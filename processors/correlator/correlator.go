@@ -374,10 +374,13 @@ func (c *Correlator) timing(ctx goka.Context, now int64) *timing {
 		confirmAfter: int64(c.cfg.ConfirmAfter),
 		recheckAfter: int64(c.cfg.RecheckAfter),
 	}
-	lookups := map[string]*learner.Learned{}
+	var lookups map[string]*learner.Learned // made on the first gap question (LOST is rare)
 	learned := func(topic string) *learner.Learned {
 		l, ok := lookups[topic]
 		if !ok {
+			if lookups == nil {
+				lookups = map[string]*learner.Learned{}
+			}
 			l, _ = ctx.Lookup(learner.Table(c.cfg.LearnerGroup), topic).(*learner.Learned)
 			lookups[topic] = l
 		}

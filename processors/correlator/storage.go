@@ -138,6 +138,12 @@ type tableStorage struct {
 	db    *pebble.DB
 	iters sync.WaitGroup
 
+	// offset is the changelog offset goka last set; it is written with
+	// the next trail write (and at Close), not on its own: a stored offset
+	// that lags only makes a recovery read a few more changelog records.
+	offset      atomic.Int64
+	offsetDirty atomic.Bool
+
 	// cache holds the value of the key read last, for the Set that
 	// follows it in goka's read-modify-write of a callback.
 	cacheMu  sync.Mutex
@@ -220,6 +226,10 @@ func (st *tableStorage) Close() error {
 	}
 	// Without a WAL, what is not flushed is gone at Close: flush, so that a
 	// clean stop (a rebalance, a shutdown) needs no recovery afterwards.
+	if err := st.writeOffset(db); err != nil {
+		_ = db.Close()
+		return fmt.Errorf("correlator storage: write offset %s: %w", st.path, err)
+	}
 	if err := db.Flush(); err != nil {
 		_ = db.Close()
 		return fmt.Errorf("correlator storage: flush %s: %w", st.path, err)
@@ -331,6 +341,7 @@ func (st *tableStorage) Set(key string, value []byte) error {
 			}
 		}
 		_ = b.Set(dataKey(key), value, nil)
+		st.addOffset(b)
 		return b.Commit(pebble.NoSync)
 	})
 	if err != nil {
@@ -364,6 +375,7 @@ func (st *tableStorage) Delete(key string) error {
 			_ = b.Delete(k, nil)
 		}
 		_ = b.Delete(dataKey(key), nil)
+		st.addOffset(b)
 		return b.Commit(pebble.NoSync)
 	})
 	if err != nil {
@@ -377,6 +389,9 @@ func (st *tableStorage) Delete(key string) error {
 
 // GetOffset implements storage.Storage.
 func (st *tableStorage) GetOffset(def int64) (int64, error) {
+	if st.offsetDirty.Load() {
+		return st.offset.Load(), nil
+	}
 	v, err := st.get(offsetKey)
 	if err != nil {
 		return 0, fmt.Errorf("correlator storage: offset: %w", err)
@@ -391,15 +406,27 @@ func (st *tableStorage) GetOffset(def int64) (int64, error) {
 	return n, nil
 }
 
-// SetOffset implements storage.Storage.
+// SetOffset implements storage.Storage: the offset is kept and written
+// with the next trail write.
 func (st *tableStorage) SetOffset(offset int64) error {
-	err := st.read(func(db *pebble.DB) error {
-		return db.Set(offsetKey, strconv.AppendInt(nil, offset, 10), pebble.NoSync)
-	})
-	if err != nil {
-		return fmt.Errorf("correlator storage: set offset: %w", err)
-	}
+	st.offset.Store(offset)
+	st.offsetDirty.Store(true)
 	return nil
+}
+
+// addOffset adds the pending offset to a batch.
+func (st *tableStorage) addOffset(b *pebble.Batch) {
+	if st.offsetDirty.Swap(false) {
+		_ = b.Set(offsetKey, strconv.AppendInt(nil, st.offset.Load(), 10), nil)
+	}
+}
+
+// writeOffset writes the pending offset on its own.
+func (st *tableStorage) writeOffset(db *pebble.DB) error {
+	if !st.offsetDirty.Swap(false) {
+		return nil
+	}
+	return db.Set(offsetKey, strconv.AppendInt(nil, st.offset.Load(), 10), pebble.NoSync)
 }
 
 // MarkRecovered implements storage.Storage.
