@@ -144,12 +144,52 @@ type tableStorage struct {
 	offset      atomic.Int64
 	offsetDirty atomic.Bool
 
-	// cache holds the value of the key read last, for the Set that
-	// follows it in goka's read-modify-write of a callback.
-	cacheMu  sync.Mutex
-	cacheKey string
-	cacheVal []byte
-	cacheOK  bool
+	// recent holds the values of the trails written or read last
+	// (write-through, bounded, oldest first out): the events of one message
+	// arrive close together, so most reads find their trail here instead of
+	// in Pebble, and every write finds the old value to replace its index
+	// entries.
+	cacheMu sync.Mutex
+	recent  map[string][]byte
+	ring    []string
+	next    int
+
+	// wmu guards wb, the batch every write reuses.
+	wmu sync.Mutex
+	wb  *pebble.Batch
+}
+
+// recentCap is how many trails each partition keeps in memory.
+const recentCap = 16384
+
+func (st *tableStorage) cached(key string) ([]byte, bool) {
+	st.cacheMu.Lock()
+	defer st.cacheMu.Unlock()
+	v, ok := st.recent[key]
+	return v, ok
+}
+
+func (st *tableStorage) remember(key string, v []byte) {
+	st.cacheMu.Lock()
+	defer st.cacheMu.Unlock()
+	if st.recent == nil {
+		st.recent = make(map[string][]byte, recentCap)
+		st.ring = make([]string, recentCap)
+	}
+	if _, ok := st.recent[key]; !ok {
+		if old := st.ring[st.next]; old != "" {
+			delete(st.recent, old)
+		}
+		st.ring[st.next] = key
+		st.next = (st.next + 1) % recentCap
+	}
+	st.recent[key] = v
+}
+
+func (st *tableStorage) forget(key string) {
+	st.cacheMu.Lock()
+	defer st.cacheMu.Unlock()
+	delete(st.recent, key)
 }
 
 var _ storage.Storage = (*tableStorage)(nil)
@@ -226,6 +266,12 @@ func (st *tableStorage) Close() error {
 	}
 	// Without a WAL, what is not flushed is gone at Close: flush, so that a
 	// clean stop (a rebalance, a shutdown) needs no recovery afterwards.
+	st.wmu.Lock()
+	if st.wb != nil {
+		_ = st.wb.Close()
+		st.wb = nil
+	}
+	st.wmu.Unlock()
 	if err := st.writeOffset(db); err != nil {
 		_ = db.Close()
 		return fmt.Errorf("correlator storage: write offset %s: %w", st.path, err)
@@ -256,15 +302,19 @@ func (st *tableStorage) Has(key string) (bool, error) {
 	return v != nil, err
 }
 
-// Get implements storage.Storage.
+// Get implements storage.Storage. The value returned must not be
+// modified (goka only decodes it).
 func (st *tableStorage) Get(key string) ([]byte, error) {
+	if v, ok := st.cached(key); ok {
+		return v, nil
+	}
 	v, err := st.get(dataKey(key))
 	if err != nil {
 		return nil, fmt.Errorf("correlator storage: get: %w", err)
 	}
-	st.cacheMu.Lock()
-	st.cacheKey, st.cacheVal, st.cacheOK = key, v, true
-	st.cacheMu.Unlock()
+	if v != nil {
+		st.remember(key, v)
+	}
 	return v, nil
 }
 
@@ -284,18 +334,29 @@ func (st *tableStorage) get(k []byte) ([]byte, error) {
 	return out, err
 }
 
-// old returns the stored value of key, from the cache when the last read
-// was of key.
+// old returns the stored value of key.
 func (st *tableStorage) old(key string) ([]byte, error) {
-	st.cacheMu.Lock()
-	if st.cacheOK && st.cacheKey == key {
-		v := st.cacheVal
-		st.cacheOK = false
-		st.cacheMu.Unlock()
+	if v, ok := st.cached(key); ok {
 		return v, nil
 	}
-	st.cacheMu.Unlock()
 	return st.get(dataKey(key))
+}
+
+// write commits what fill adds to the reused batch, with the pending
+// offset.
+func (st *tableStorage) write(fill func(b *pebble.Batch)) error {
+	return st.read(func(db *pebble.DB) error {
+		st.wmu.Lock()
+		defer st.wmu.Unlock()
+		if st.wb == nil {
+			st.wb = db.NewBatch()
+		}
+		b := st.wb
+		defer b.Reset()
+		fill(b)
+		st.addOffset(b)
+		return b.Commit(pebble.NoSync)
+	})
 }
 
 // indexKeys returns the index entries of a stored value.
@@ -326,9 +387,7 @@ func (st *tableStorage) Set(key string, value []byte) error {
 	if err != nil {
 		return fmt.Errorf("correlator storage: set: %w", err)
 	}
-	err = st.read(func(db *pebble.DB) error {
-		b := db.NewBatch()
-		defer b.Close()
+	err = st.write(func(b *pebble.Batch) {
 		oldKeys, newKeys := indexKeys(key, old), indexKeys(key, value)
 		for _, k := range oldKeys {
 			if !containsKey(newKeys, k) {
@@ -341,12 +400,12 @@ func (st *tableStorage) Set(key string, value []byte) error {
 			}
 		}
 		_ = b.Set(dataKey(key), value, nil)
-		st.addOffset(b)
-		return b.Commit(pebble.NoSync)
 	})
 	if err != nil {
+		st.forget(key)
 		return fmt.Errorf("correlator storage: set: %w", err)
 	}
+	st.remember(key, value)
 	if old == nil {
 		st.trails.Add(1)
 	}
@@ -368,15 +427,12 @@ func (st *tableStorage) Delete(key string) error {
 	if err != nil {
 		return fmt.Errorf("correlator storage: delete: %w", err)
 	}
-	err = st.read(func(db *pebble.DB) error {
-		b := db.NewBatch()
-		defer b.Close()
+	st.forget(key)
+	err = st.write(func(b *pebble.Batch) {
 		for _, k := range indexKeys(key, old) {
 			_ = b.Delete(k, nil)
 		}
 		_ = b.Delete(dataKey(key), nil)
-		st.addOffset(b)
-		return b.Commit(pebble.NoSync)
 	})
 	if err != nil {
 		return fmt.Errorf("correlator storage: delete: %w", err)
