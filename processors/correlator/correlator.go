@@ -238,6 +238,7 @@ type Stats struct {
 	Clamped    uint64 // events whose time was clamped for deadlines
 	Deleted    uint64 // trails deleted by sweeps
 	Swept      uint64 // trails visited by sweeps
+	OutDropped uint64 // verdicts and dead letters Kafka refused for good (too large, not authorized), dropped
 	OpenTrails int64  // trails in the local table
 }
 
@@ -253,7 +254,7 @@ type Correlator struct {
 	stores   *storages
 	metrics  *metrics
 
-	events, repeats, verdicts, rewritten, dead, dropped, clamped, deleted, swept atomic.Uint64
+	events, repeats, verdicts, rewritten, dead, dropped, clamped, deleted, swept, outDropped atomic.Uint64
 
 	procMu sync.Mutex
 	proc   *goka.Processor
@@ -287,6 +288,7 @@ func (c *Correlator) Stats() Stats {
 		Clamped:    c.clamped.Load(),
 		Deleted:    c.deleted.Load(),
 		Swept:      c.swept.Load(),
+		OutDropped: c.outDropped.Load(),
 		OpenTrails: open,
 	}
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/lovoo/goka"
 	"github.com/lovoo/goka/tester"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kaudit/kaudit/audit"
@@ -38,13 +39,21 @@ type memOutput struct {
 	recs    []*kgo.Record
 	read    int
 	failing bool
+	// refuse fails the records of this topic with an error that is not
+	// retriable (as Kafka refuses a topic the client may not write).
+	refuse string
 }
 
 func (m *memOutput) Produce(_ context.Context, r *kgo.Record, promise func(*kgo.Record, error)) {
 	m.mu.Lock()
 	m.recs = append(m.recs, r)
 	fail := m.failing
+	refused := m.refuse != "" && r.Topic == m.refuse
 	m.mu.Unlock()
+	if refused {
+		promise(r, kerr.TopicAuthorizationFailed)
+		return
+	}
 	if fail {
 		promise(r, errors.New("broker down"))
 		return

@@ -125,6 +125,7 @@ var (
 	descClamped   = prometheus.NewDesc("kaudit_correlator_clamped_events_total", "Events whose client time was clamped for deadlines.", nil, nil)
 	descDeleted   = prometheus.NewDesc("kaudit_correlator_trails_deleted_total", "Trails deleted by sweeps.", nil, nil)
 	descSwept     = prometheus.NewDesc("kaudit_correlator_trails_swept_total", "Due trails visited by sweeps.", nil, nil)
+	descOutDrop   = prometheus.NewDesc("kaudit_correlator_output_dropped_total", "Verdicts and dead letters Kafka refused for good (too large, not authorized), dropped with an Error log.", nil, nil)
 	descOpen      = prometheus.NewDesc("kaudit_correlator_open_trails", "Trails in the local table.", nil, nil)
 	descOldest    = prometheus.NewDesc("kaudit_oldest_unconsumed_age_seconds",
 		"Age of the oldest acknowledged message an expected group has not consumed yet (among the messages the correlator still tracks).",
@@ -135,7 +136,7 @@ type collector struct{ c *Correlator }
 
 func (m collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descEvents, descRepeats, descVerdicts, descRewritten, descDead, descDropped,
-		descClamped, descDeleted, descSwept, descOpen, descOldest} {
+		descClamped, descDeleted, descSwept, descOutDrop, descOpen, descOldest} {
 		ch <- d
 	}
 	mt := m.c.metrics
@@ -160,6 +161,7 @@ func (m collector) Collect(ch chan<- prometheus.Metric) {
 	counter(descClamped, s.Clamped)
 	counter(descDeleted, s.Deleted)
 	counter(descSwept, s.Swept)
+	counter(descOutDrop, s.OutDropped)
 	ch <- prometheus.MustNewConstMetric(descOpen, prometheus.GaugeValue, float64(s.OpenTrails))
 	if oldest, err := m.c.OldestUnconsumed(); err == nil {
 		now := m.c.cfg.Now()

@@ -2,10 +2,13 @@ package correlator
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"sync"
 	"time"
 
 	"github.com/lovoo/goka"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -77,6 +80,15 @@ func (c *Correlator) produceGated(ctx goka.Context, recs []*kgo.Record) {
 	g.mu.Unlock()
 	for _, r := range recs {
 		c.out.Produce(context.Background(), r, func(_ *kgo.Record, err error) {
+			if permanent(err) {
+				// The record can never be written (too large, not
+				// authorized): holding the input back would stop the
+				// partition for good on this one record.
+				c.outDropped.Add(1)
+				c.log.Error("correlator: a record was refused for good and is dropped; the partition goes on",
+					"topic", r.Topic, "key", fmt.Sprintf("%.64q", r.Key), "err", err)
+				err = nil
+			}
 			g.mu.Lock()
 			f.left--
 			if err != nil && f.err == nil {
@@ -169,11 +181,28 @@ func (c *Correlator) produceSwept(recs []*kgo.Record, keys []ackKey) {
 	for i, r := range recs {
 		k := keys[i]
 		c.out.Produce(context.Background(), r, func(_ *kgo.Record, err error) {
-			if err != nil {
+			switch {
+			case permanent(err):
+				c.outDropped.Add(1)
+				c.log.Error("correlator: a swept verdict was refused for good and is dropped", "topic", r.Topic, "err", err)
+			case err != nil:
 				c.log.Warn("correlator: writing a swept verdict failed; it is written again at its confirmation", "err", err)
 				return
 			}
 			c.acks.add(k)
 		})
 	}
+}
+
+// permanent reports whether a produce error can never go away by retrying
+// the same record: a Kafka error that is not retriable (the record is too
+// large, the topic may not be written, ...). Timeouts, unreachable brokers
+// and retriable Kafka errors are not: they stop the partition until Kafka
+// is back, which loses nothing.
+func permanent(err error) bool {
+	if err == nil {
+		return false
+	}
+	var ke *kerr.Error
+	return errors.As(err, &ke) && !ke.Retriable
 }

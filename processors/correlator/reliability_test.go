@@ -208,3 +208,17 @@ func TestConsumedTrailsAreDeletedEarly(t *testing.T) {
 		t.Error("a lost message is deleted before deadline + grace")
 	}
 }
+
+// A record Kafka refuses for good (here: a dead letter the correlator may
+// not write) is dropped and counted with an Error log; it does not hold the
+// partition back, which would stop the audit on one record.
+func TestPermanentlyRefusedRecordDoesNotStopThePartition(t *testing.T) {
+	h := newHarness(t)
+	h.out.refuse = audit.DefaultDLQTopic
+	h.tt.Consume(audit.DefaultEventsTopic, "junk", []byte{0xff, 0x00})
+	h.send(h.produce("m", 0, ms), h.consume("m", "g", 2*ms))
+	h.want("the partition goes on", "g", "DELIVERED", "")
+	if s := h.cor.Stats(); s.OutDropped != 1 || s.DeadLetter != 1 {
+		t.Errorf("stats %+v", s)
+	}
+}
