@@ -73,15 +73,21 @@ func newEnvCluster(t *testing.T, c *kfake.Cluster) *env {
 // sinkGroup) until the returned stop function is called.
 func (e *env) startPipeline(sinkGroup string) (*pipeline.Pipeline, func()) {
 	e.t.Helper()
-	p, err := pipeline.New(pipeline.Config{
-		Brokers:       e.brokers,
-		ClickHouse:    e.conn,
-		Database:      e.ch.Database,
-		StorageDir:    e.t.TempDir(),
-		SinkGroup:     sinkGroup,
-		FlushInterval: 200 * time.Millisecond,
-		Logger:        e.log,
-	})
+	return e.startPipelineWith(pipeline.Config{SinkGroup: sinkGroup})
+}
+
+// startPipelineWith is startPipeline with settings of cfg (the env's
+// brokers, ClickHouse, storage and logger are filled in).
+func (e *env) startPipelineWith(cfg pipeline.Config) (*pipeline.Pipeline, func()) {
+	e.t.Helper()
+	cfg.Brokers, cfg.ClickHouse, cfg.Database, cfg.StorageDir, cfg.Logger = e.brokers, e.conn, e.ch.Database, e.t.TempDir(), e.log
+	if cfg.FlushInterval == 0 {
+		cfg.FlushInterval = 200 * time.Millisecond
+	}
+	if cfg.SweepInterval == 0 {
+		cfg.SweepInterval = 300 * time.Millisecond
+	}
+	p, err := pipeline.New(cfg)
 	if err != nil {
 		e.t.Fatal(err)
 	}
