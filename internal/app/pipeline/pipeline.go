@@ -48,6 +48,9 @@ type Config struct {
 	SinkGroup     string
 	BatchSize     int
 	FlushInterval time.Duration
+	// OnSinkWritten, if set, is called after each batch the sink wrote
+	// (sinks.Config.OnWritten).
+	OnSinkWritten func(sinks.Written[*sinks.Batch])
 	Logger        *slog.Logger
 }
 
@@ -55,7 +58,7 @@ type Config struct {
 type Pipeline struct {
 	Correlator *correlator.Correlator
 	Learner    *learner.Learner // learned expectations and audit gaps
-	Sink       *sinks.Runner
+	Sink       *sinks.Runner[*sinks.Batch]
 }
 
 // New builds the pipeline.
@@ -84,17 +87,17 @@ func New(cfg Config) (*Pipeline, error) {
 	if err != nil {
 		return nil, err
 	}
-	r, err := sinks.NewRunner(sinks.RunnerConfig{
-		Brokers:       cfg.Brokers,
-		ClientOpts:    cfg.ClientOpts,
-		Group:         cfg.SinkGroup,
-		VerdictsTopic: audit.DefaultVerdictsTopic,
-		EventsTopic:   audit.DefaultEventsTopic,
-		AdminTopic:    auditors.DefaultAdminTopic,
-		TrafficTopic:  auditors.DefaultTrafficTopic,
+	r, err := sinks.New(sinks.Config[*sinks.Batch]{
+		Brokers:    cfg.Brokers,
+		ClientOpts: cfg.ClientOpts,
+		Group:      cfg.SinkGroup,
+		Topics: append(sinks.AuditTopics(audit.DefaultVerdictsTopic, audit.DefaultEventsTopic),
+			sinks.ProxyTopics(auditors.DefaultAdminTopic, auditors.DefaultTrafficTopic)...),
+		NewBatch:      sinks.NewBatch,
 		DLQTopic:      audit.DefaultDLQTopic,
 		BatchSize:     cfg.BatchSize,
 		FlushInterval: cfg.FlushInterval,
+		OnWritten:     cfg.OnSinkWritten,
 		Logger:        cfg.Logger.With("component", "sink"),
 	}, chsink.New(cfg.ClickHouse, chsink.Config{Database: cfg.Database}))
 	if err != nil {

@@ -1,4 +1,4 @@
-package ingest_test
+package kafka_test
 
 import (
 	"context"
@@ -11,14 +11,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/kaudit/kaudit/audit"
 	"github.com/kaudit/kaudit/codecs"
 	"github.com/kaudit/kaudit/internal/testing/kafkatest"
-	"github.com/kaudit/kaudit/processors/ingest"
+	"github.com/kaudit/kaudit/sinks"
+	"github.com/kaudit/kaudit/sinks/kafka"
 )
 
 const eventsPartitions = 6
@@ -31,10 +34,10 @@ func blogRecord(at time.Time, id, action, topic, client string, partition int32,
 		at.Format(time.ANSIC), id, action, topic, client, partition, offset)
 }
 
-// runIngest runs an ingester until stop is called, returning it.
-func runIngest(t *testing.T, cfg ingest.Config) (*ingest.Ingester, func()) {
+// runIngest runs an ingest until stop is called, returning it.
+func runIngest(t *testing.T, cfg kafka.IngestConfig) (*kafka.Ingest, func()) {
 	t.Helper()
-	in, err := ingest.New(cfg)
+	in, err := kafka.NewIngest(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,12 +57,25 @@ func runIngest(t *testing.T, cfg ingest.Config) (*ingest.Ingester, func()) {
 	return in, stop
 }
 
-func waitStats(t *testing.T, in *ingest.Ingester, timeout time.Duration, cond func(ingest.Stats) bool) {
+// stats are what a test checks of an ingest.
+type stats struct {
+	Emitted, DeadLetter, Dropped, Batches, Retries uint64
+}
+
+// Read is every record taken from the foreign topic.
+func (s stats) Read() uint64 { return s.Emitted + s.DeadLetter + s.Dropped }
+
+func statsOf(in *kafka.Ingest) stats {
+	r, k := in.Stats(), in.Sink.Stats()
+	return stats{Emitted: r.Written[kafka.KindEvent] - k.Dropped, DeadLetter: r.DeadLetter, Dropped: k.Dropped, Batches: r.Batches, Retries: r.Retries}
+}
+
+func waitStats(t *testing.T, in *kafka.Ingest, timeout time.Duration, cond func(stats) bool) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
-	for !cond(in.Stats()) {
+	for !cond(statsOf(in)) {
 		if time.Now().After(deadline) {
-			t.Fatalf("timed out; stats %+v", in.Stats())
+			t.Fatalf("timed out; stats %+v", statsOf(in))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -90,8 +106,8 @@ func TestIngestBlogJSON(t *testing.T) {
 	const ids = 40
 	c := kafkatest.NewCluster(t)
 	kafkatest.CreateTopic(t, c, "audit_topic", 3)
-	kafkatest.CreateTopic(t, c, ingest.DefaultEventsTopic, eventsPartitions)
-	kafkatest.CreateTopic(t, c, ingest.DefaultDLQTopic, 1)
+	kafkatest.CreateTopic(t, c, audit.DefaultEventsTopic, eventsPartitions)
+	kafkatest.CreateTopic(t, c, audit.DefaultDLQTopic, 1)
 
 	// The blog's records, spread by franz-go's default partitioner as
 	// librdkafka's would spread them: not goka's.
@@ -112,11 +128,11 @@ func TestIngestBlogJSON(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	cfg := ingest.Config{Brokers: c.ListenAddrs(), Topic: "audit_topic", Format: ingest.FormatInterceptorJSON, BatchSize: 16}
+	cfg := kafka.IngestConfig{Brokers: c.ListenAddrs(), Topic: "audit_topic", Format: kafka.FormatInterceptorJSON, BatchSize: 16}
 	in, stop := runIngest(t, cfg)
-	waitStats(t, in, 30*time.Second, func(s ingest.Stats) bool { return s.Emitted+s.DeadLetter >= 2*ids+2 })
+	waitStats(t, in, 30*time.Second, func(s stats) bool { return s.Emitted+s.DeadLetter >= 2*ids+2 })
 	stop()
-	if s := in.Stats(); s.Read != 2*ids+2 || s.Emitted != 2*ids || s.DeadLetter != 2 || s.Batches < 2 {
+	if s := statsOf(in); s.Read() != 2*ids+2 || s.Emitted != 2*ids || s.DeadLetter != 2 || s.Batches < 2 {
 		t.Fatalf("stats %+v", s)
 	}
 
@@ -130,7 +146,7 @@ func TestIngestBlogJSON(t *testing.T) {
 		}
 		want[string(codecs.AppendEvent(nil, ev))] = true
 	}
-	out := kafkatest.Consume(t, c, ingest.DefaultEventsTopic, 2*ids+1, 3*time.Second)
+	out := kafkatest.Consume(t, c, audit.DefaultEventsTopic, 2*ids+1, 3*time.Second)
 	if len(out) != 2*ids {
 		t.Fatalf("%d events written, want %d", len(out), 2*ids)
 	}
@@ -151,12 +167,12 @@ func TestIngestBlogJSON(t *testing.T) {
 		delete(want, string(r.Value))
 	}
 
-	dlq := kafkatest.Consume(t, c, ingest.DefaultDLQTopic, 3, 3*time.Second)
+	dlq := kafkatest.Consume(t, c, audit.DefaultDLQTopic, 3, 3*time.Second)
 	if len(dlq) != 2 {
 		t.Fatalf("%d dead letters, want 2", len(dlq))
 	}
 	for _, r := range dlq {
-		if header(r, audit.HeaderErrTopic) != "audit_topic" || header(r, audit.HeaderErrStage) != ingest.DeadLetterStage ||
+		if header(r, audit.HeaderErrTopic) != "audit_topic" || header(r, audit.HeaderErrStage) != kafka.DeadLetterStage ||
 			header(r, audit.HeaderErrOffset) == "" || header(r, audit.HeaderErrPartition) == "" || header(r, audit.HeaderErrMessage) == "" {
 			t.Errorf("dead letter %q headers %+v", r.Key, r.Headers)
 		}
@@ -181,25 +197,24 @@ func TestIngestBlogJSON(t *testing.T) {
 		t.Fatal(err)
 	}
 	in2, stop2 := runIngest(t, cfg)
-	waitStats(t, in2, 30*time.Second, func(s ingest.Stats) bool { return s.Emitted >= 1 })
-	time.Sleep(500 * time.Millisecond)
+	waitStats(t, in2, 30*time.Second, func(s stats) bool { return s.Emitted >= 1 })
 	stop2()
-	if s := in2.Stats(); s.Read != 1 || s.Emitted != 1 {
+	if s := statsOf(in2); s.Read() != 1 || s.Emitted != 1 {
 		t.Fatalf("second run: %+v, want only the one new record", s)
 	}
 }
 
 // A write that fails is retried, and nothing is committed before it
-// succeeds: an ingester stopped while the audit cluster refuses its writes
-// leaves the records for the next run.
+// succeeds: an ingest stopped while the audit cluster refuses its writes
+// (its ACLs being fixed) leaves the records for the next run.
 func TestIngestRetriesUntilWritten(t *testing.T) {
 	src := kafkatest.NewCluster(t)
 	kafkatest.CreateTopic(t, src, "audit_topic", 1)
 	// The audit cluster fails produce requests with a non-retriable error,
-	// which the client hands back to the ingester, while refusing is set.
+	// which the client hands back to the sink, while refusing is set.
 	dst := kafkatest.NewCluster(t)
-	kafkatest.CreateTopic(t, dst, ingest.DefaultEventsTopic, eventsPartitions)
-	kafkatest.CreateTopic(t, dst, ingest.DefaultDLQTopic, 1)
+	kafkatest.CreateTopic(t, dst, audit.DefaultEventsTopic, eventsPartitions)
+	kafkatest.CreateTopic(t, dst, audit.DefaultDLQTopic, 1)
 	var refusing atomic.Bool
 	refusing.Store(true)
 	dst.ControlKey(int16(kmsg.Produce), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
@@ -215,7 +230,7 @@ func TestIngestRetriesUntilWritten(t *testing.T) {
 			for _, rp := range rt.Partitions {
 				sp := kmsg.NewProduceResponseTopicPartition()
 				sp.Partition = rp.Partition
-				sp.ErrorCode = kerr.MessageTooLarge.Code
+				sp.ErrorCode = kerr.TopicAuthorizationFailed.Code
 				st.Partitions = append(st.Partitions, sp)
 			}
 			resp.Topics = append(resp.Topics, st)
@@ -231,27 +246,53 @@ func TestIngestRetriesUntilWritten(t *testing.T) {
 	).FirstErr(); err != nil {
 		t.Fatal(err)
 	}
-	cfg := ingest.Config{
-		Brokers: src.ListenAddrs(), AuditBrokers: dst.ListenAddrs(), Topic: "audit_topic", Format: ingest.FormatInterceptorJSON,
+	cfg := kafka.IngestConfig{
+		Brokers: src.ListenAddrs(), AuditBrokers: dst.ListenAddrs(), Topic: "audit_topic", Format: kafka.FormatInterceptorJSON,
 		RetryBackoff: 20 * time.Millisecond, RetryBackoffMax: 100 * time.Millisecond,
 	}
 	in, stop := runIngest(t, cfg)
-	waitStats(t, in, 30*time.Second, func(s ingest.Stats) bool { return s.Retries >= 3 })
+	waitStats(t, in, 30*time.Second, func(s stats) bool { return s.Retries >= 3 })
 	stop()
-	if s := in.Stats(); s.Read != 2 || s.Emitted != 0 || s.Batches != 0 {
-		t.Fatalf("first run: stats %+v, want 2 read and nothing written", s)
+	if s := statsOf(in); s.Emitted != 0 || s.Batches != 0 || s.Dropped != 0 {
+		t.Fatalf("first run: stats %+v, want nothing written or dropped", s)
+	}
+	if got := committedOffset(t, src, kafka.DefaultGroup, "audit_topic"); got > 0 {
+		t.Fatalf("first run committed offset %d while nothing was written", got)
 	}
 
 	refusing.Store(false)
 	in2, stop2 := runIngest(t, cfg)
-	waitStats(t, in2, 30*time.Second, func(s ingest.Stats) bool { return s.Emitted == 2 })
+	waitStats(t, in2, 30*time.Second, func(s stats) bool { return s.Emitted == 2 })
 	stop2()
-	if s := in2.Stats(); s.Read != 2 || s.Batches != 1 {
+	if s := statsOf(in2); s.Read() != 2 || s.Batches != 1 {
 		t.Fatalf("second run: stats %+v, want the 2 records read again and written once", s)
 	}
-	if got := kafkatest.Consume(t, dst, ingest.DefaultEventsTopic, 3, 3*time.Second); len(got) != 2 {
+	if got := kafkatest.Consume(t, dst, audit.DefaultEventsTopic, 3, 3*time.Second); len(got) != 2 {
 		t.Fatalf("%d events in the audit cluster, want 2", len(got))
 	}
+}
+
+// decodeOne runs a decoder on one value and returns the event it wrote.
+func decodeOne(t *testing.T, dec sinks.Decoder[*kafka.Batch], value []byte) (*codecs.Event, error) {
+	t.Helper()
+	b := kafka.NewBatch()
+	if err := dec(b, &kgo.Record{Value: value}); err != nil {
+		if len(b.Records) != 0 {
+			t.Errorf("a failed decode left %d records in the batch", len(b.Records))
+		}
+		return nil, err
+	}
+	if len(b.Records) != 1 {
+		t.Fatalf("decoder wrote %d records, want 1", len(b.Records))
+	}
+	ev, err := codecs.DecodeEvent(b.Records[0].Value)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(b.Records[0].Key) != ev.CorrelationID {
+		t.Errorf("record key %q, want the correlation ID %q", b.Records[0].Key, ev.CorrelationID)
+	}
+	return ev, nil
 }
 
 func TestDecoder(t *testing.T) {
@@ -260,43 +301,101 @@ func TestDecoder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dec, err := ingest.Decoder(ingest.FormatKaudit, nil)
+	dec, err := kafka.Decoder(kafka.FormatKaudit, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, b := range [][]byte{js, codecs.AppendEvent(nil, &ev)} {
-		got, err := dec(b)
+		got, err := decodeOne(t, dec, b)
 		if err != nil || *got != ev {
 			t.Fatalf("kaudit decoder: %+v, %v", got, err)
 		}
 	}
-	if _, err := dec([]byte(`{"timestamp":"Fri Jun  7 13:23:43 2024\n"}`)); err == nil {
+	if _, err := decodeOne(t, dec, []byte(`{"timestamp":"Fri Jun  7 13:23:43 2024\n"}`)); err == nil {
 		t.Fatal("the kaudit decoder accepted a blog record")
 	}
 	cest := time.FixedZone("CEST", 2*60*60)
-	blog, err := ingest.Decoder(ingest.FormatInterceptorJSON, cest)
-	if err != nil {
-		t.Fatal(err)
+	for _, format := range []string{kafka.FormatInterceptorJSON, "blog-json"} {
+		blog, err := kafka.Decoder(format, cest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		at := time.Date(2024, time.June, 7, 13, 23, 43, 0, cest)
+		got, err := decodeOne(t, blog, blogRecord(at, "x", "consume", "t", "g", 0, 1))
+		if err != nil || got.ConsumeNs != at.UnixNano() {
+			t.Fatalf("%s decoder in CEST: %+v, %v", format, got, err)
+		}
 	}
-	at := time.Date(2024, time.June, 7, 13, 23, 43, 0, cest)
-	got, err := blog(blogRecord(at, "x", "consume", "t", "g", 0, 1))
-	if err != nil || got.ConsumeNs != at.UnixNano() {
-		t.Fatalf("blog decoder in CEST: %+v, %v", got, err)
-	}
-	if _, err := ingest.Decoder("avro", nil); err == nil {
+	if _, err := kafka.Decoder("avro", nil); err == nil {
 		t.Fatal("unknown format accepted")
 	}
 }
 
 func TestNewRefuses(t *testing.T) {
-	for name, cfg := range map[string]ingest.Config{
-		"no brokers":      {Topic: "a", Format: ingest.FormatInterceptorJSON},
-		"no topic":        {Brokers: []string{"b:9092"}, Format: ingest.FormatInterceptorJSON},
+	for name, cfg := range map[string]kafka.IngestConfig{
+		"no brokers":      {Topic: "a", Format: kafka.FormatInterceptorJSON},
+		"no topic":        {Brokers: []string{"b:9092"}, Format: kafka.FormatInterceptorJSON},
 		"no format":       {Brokers: []string{"b:9092"}, Topic: "a"},
-		"reads own topic": {Brokers: []string{"b:9092"}, Topic: ingest.DefaultEventsTopic, Format: ingest.FormatKaudit},
+		"reads own topic": {Brokers: []string{"b:9092"}, Topic: audit.DefaultEventsTopic, Format: kafka.FormatKaudit},
+		"negative batch":  {Brokers: []string{"b:9092"}, Topic: "a", Format: kafka.FormatKaudit, BatchSize: -1},
 	} {
-		if _, err := ingest.New(cfg); err == nil {
+		if _, err := kafka.NewIngest(cfg); err == nil {
 			t.Errorf("%s: accepted", name)
+		}
+	}
+}
+
+// committedOffset is the group's committed offset of topic, summed over
+// partitions.
+func committedOffset(t *testing.T, c *kfake.Cluster, group, topic string) int64 {
+	t.Helper()
+	offs, err := kadm.NewClient(kafkatest.Client(t, c)).FetchOffsets(context.Background(), group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum int64
+	offs.Each(func(o kadm.OffsetResponse) {
+		if o.Topic == topic && o.At > 0 {
+			sum += o.At
+		}
+	})
+	return sum
+}
+
+// An event too large for the audit cluster (a kaudit event with a 1.2 MB
+// error text, over the producer's limit) is refused for good: it is dropped
+// and counted, and the ingest does not retry it forever; the events around
+// it are written and committed.
+func TestIngestDropsEventTooLargeToWrite(t *testing.T) {
+	c := kafkatest.NewCluster(t)
+	kafkatest.CreateTopic(t, c, "foreign", 1)
+	kafkatest.CreateTopic(t, c, audit.DefaultEventsTopic, eventsPartitions)
+	kafkatest.CreateTopic(t, c, audit.DefaultDLQTopic, 1)
+	ev := func(id string, errText string) *kgo.Record {
+		e := codecs.Event{Version: codecs.SchemaVersion, Kind: codecs.KindProduce, CorrelationID: id, Topic: "t", SendNs: 1, AckNs: 2, Error: errText}
+		return &kgo.Record{Topic: "foreign", Key: []byte(id), Value: codecs.AppendEvent(nil, &e)}
+	}
+	prod := kafkatest.Client(t, c, kgo.ProducerBatchMaxBytes(4<<20))
+	if err := prod.ProduceSync(context.Background(), ev("a", ""), ev("huge", strings.Repeat("x", 1_200_000)), ev("b", "")).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	in, stop := runIngest(t, kafka.IngestConfig{Brokers: c.ListenAddrs(), Topic: "foreign", Format: kafka.FormatKaudit, FlushInterval: 50 * time.Millisecond})
+	waitStats(t, in, 30*time.Second, func(s stats) bool { return s.Dropped == 1 && s.Emitted == 2 })
+	deadline := time.Now().Add(20 * time.Second)
+	for committedOffset(t, c, kafka.DefaultGroup, "foreign") != 3 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the ingest did not commit past the dropped event; stats %+v", statsOf(in))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	stop()
+	got := kafkatest.Consume(t, c, audit.DefaultEventsTopic, 3, 3*time.Second)
+	if len(got) != 2 {
+		t.Fatalf("%d events written, want a and b", len(got))
+	}
+	for _, r := range got {
+		if k := string(r.Key); k != "a" && k != "b" {
+			t.Errorf("unexpected event %q", k)
 		}
 	}
 }
