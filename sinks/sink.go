@@ -162,19 +162,9 @@ var errEmpty = errors.New("empty record value")
 
 // DecodeVerdict decodes a verdict record (binary or JSON) into b.
 func DecodeVerdict(b *Batch, rec *kgo.Record) error {
-	if len(rec.Value) == 0 {
-		return errEmpty
-	}
 	b.Verdicts = append(b.Verdicts, codecs.Verdict{})
-	v := &b.Verdicts[len(b.Verdicts)-1]
-	var err error
-	if isJSON(rec.Value) {
-		err = codecs.UnmarshalVerdictJSON(rec.Value, v)
-	} else {
-		err = codecs.UnmarshalVerdict(rec.Value, v)
-	}
-	if err != nil {
-		*v = codecs.Verdict{}
+	if err := UnmarshalVerdict(rec.Value, &b.Verdicts[len(b.Verdicts)-1]); err != nil {
+		b.Verdicts[len(b.Verdicts)-1] = codecs.Verdict{}
 		b.Verdicts = b.Verdicts[:len(b.Verdicts)-1]
 		return err
 	}
@@ -184,23 +174,39 @@ func DecodeVerdict(b *Batch, rec *kgo.Record) error {
 // DecodeEvent decodes a raw audit event record (binary or JSON) into b,
 // with the record's position.
 func DecodeEvent(b *Batch, rec *kgo.Record) error {
-	if len(rec.Value) == 0 {
-		return errEmpty
-	}
-	b.Events = append(b.Events, EventRecord{From: Position{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset}})
+	b.Events = append(b.Events, EventRecord{})
 	e := &b.Events[len(b.Events)-1]
-	var err error
-	if isJSON(rec.Value) {
-		err = codecs.UnmarshalEventJSON(rec.Value, &e.Event)
-	} else {
-		err = codecs.UnmarshalEvent(rec.Value, &e.Event)
-	}
-	if err != nil {
+	if err := UnmarshalEvent(rec, e); err != nil {
 		*e = EventRecord{}
 		b.Events = b.Events[:len(b.Events)-1]
 		return err
 	}
 	return nil
+}
+
+// UnmarshalVerdict decodes a verdict record's value, binary or JSON, into
+// v (for decoders of other batch types).
+func UnmarshalVerdict(value []byte, v *codecs.Verdict) error {
+	switch {
+	case len(value) == 0:
+		return errEmpty
+	case isJSON(value):
+		return codecs.UnmarshalVerdictJSON(value, v)
+	}
+	return codecs.UnmarshalVerdict(value, v)
+}
+
+// UnmarshalEvent decodes a raw audit event record, binary or JSON, into e,
+// with the record's position (for decoders of other batch types).
+func UnmarshalEvent(rec *kgo.Record, e *EventRecord) error {
+	e.From = Position{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset}
+	switch {
+	case len(rec.Value) == 0:
+		return errEmpty
+	case isJSON(rec.Value):
+		return codecs.UnmarshalEventJSON(rec.Value, &e.Event)
+	}
+	return codecs.UnmarshalEvent(rec.Value, &e.Event)
 }
 
 // Written is what a hook learns about a batch the sink accepted: the batch,

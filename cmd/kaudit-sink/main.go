@@ -28,6 +28,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 	"time"
 
@@ -62,6 +63,7 @@ type config struct {
 	SessionTimeout time.Duration `help:"Consumer-group session timeout: how long the partitions of a sink that died wait before another takes them." env:"KAUDIT_SESSION_TIMEOUT" default:"10s"`
 	InstanceID     string        `name:"group-instance-id" help:"Static group membership (KIP-345): a sink restarted with the same ID takes its partitions back at once, without a rebalance (e.g. the pod name of a StatefulSet)." env:"KAUDIT_GROUP_INSTANCE_ID"`
 	Migrate        bool          `help:"Apply the ClickHouse migrations before starting." env:"KAUDIT_MIGRATE" negatable:"" default:"true"`
+	CPUProfile     string        `name:"cpu-profile" help:"Write a CPU profile (go tool pprof) to this file until the sink stops." hidden:"" type:"path"`
 }
 
 // Validate rejects values the sink cannot run with (kong calls it after
@@ -96,6 +98,16 @@ func main() {
 
 func run(cfg config) error {
 	log := cfg.Logger(os.Stderr)
+	if cfg.CPUProfile != "" {
+		f, err := os.Create(cfg.CPUProfile)
+		if err != nil {
+			return fmt.Errorf("--cpu-profile: %w", err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("--cpu-profile: %w", err)
+		}
+		defer func() { pprof.StopCPUProfile(); f.Close() }()
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
@@ -107,36 +119,45 @@ func run(cfg config) error {
 	if cfg.InstanceID != "" {
 		kopts = append(kopts, kgo.InstanceID(cfg.InstanceID))
 	}
-	var sink sinks.Sink[*sinks.Batch]
-	topics := append(sinks.AuditTopics(cfg.VerdictsTopic, cfg.EventsTopic), sinks.ProxyTopics(cfg.AdminTopic, cfg.TrafficTopic)...)
-	switch cfg.Sink {
-	case "log":
-		// The log sink writes verdicts only.
-		sink = sinks.NewLogSink(os.Stdout, false)
-		topics = sinks.AuditTopics(cfg.VerdictsTopic, "")
-	default:
-		sink = chsink.Dial(cfg.ClickHouse.Config(), chsink.Config{Migrate: cfg.Migrate, Logger: log})
-	}
-	defer sink.Close()
-
 	group := cfg.Group
 	if group == "" {
 		group = "kaudit-sink-" + cfg.Sink
 	}
-	r, err := sinks.New(sinks.Config[*sinks.Batch]{
+	log.Info("kaudit-sink starting", "sink", cfg.Sink, "group", group, "brokers", cfg.Brokers)
+	switch cfg.Sink {
+	case "log":
+		// The log sink writes verdicts only.
+		return serve(ctx, cfg, runnerConfig(cfg, kopts, group, sinks.AuditTopics(cfg.VerdictsTopic, ""), sinks.NewBatch), sinks.NewLogSink(os.Stdout, false))
+	default:
+		sink := chsink.Dial(cfg.ClickHouse.Config(), chsink.Config{Migrate: cfg.Migrate, Logger: log})
+		topics := chsink.Topics(cfg.VerdictsTopic, cfg.EventsTopic, cfg.AdminTopic, cfg.TrafficTopic)
+		return serve(ctx, cfg, runnerConfig(cfg, kopts, group, topics, chsink.NewBatch), sink.Columnar())
+	}
+}
+
+// runnerConfig is the runner configuration of the flags.
+func runnerConfig[B sinks.Buffer](cfg config, kopts []kgo.Opt, group string, topics []sinks.Topic[B], newBatch func() B) sinks.Config[B] {
+	return sinks.Config[B]{
 		Brokers:         cfg.Brokers,
 		ClientOpts:      kopts,
 		Group:           group,
 		Topics:          topics,
-		NewBatch:        sinks.NewBatch,
+		NewBatch:        newBatch,
 		BatchSize:       cfg.BatchSize,
 		BatchBytes:      cfg.BatchBytes,
 		FlushInterval:   cfg.FlushInterval,
 		MaxInFlight:     cfg.MaxInFlight,
 		ErrorsTolerance: cfg.Tolerance,
 		DLQTopic:        cfg.DLQTopic,
-		Logger:          log,
-	}, sink)
+		Logger:          cfg.Logger(os.Stderr),
+	}
+}
+
+// serve runs a runner feeding sink, and the metrics and health endpoints,
+// until ctx ends or the runner fails.
+func serve[B sinks.Buffer](ctx context.Context, cfg config, rc sinks.Config[B], sink sinks.Sink[B]) error {
+	defer sink.Close()
+	r, err := sinks.New(rc, sink)
 	if err != nil {
 		return err
 	}
@@ -144,10 +165,9 @@ func run(cfg config) error {
 	reg.MustRegister(r.Collector())
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return cfg.Serve(ctx, reg, readiness(r.Ready)) })
-	log.Info("kaudit-sink starting", "sink", cfg.Sink, "group", group, "brokers", cfg.Brokers)
 	g.Go(func() error { return r.Run(ctx) })
 	err = g.Wait()
-	log.Info("kaudit-sink stopped", "stats", r.Stats())
+	rc.Logger.Info("kaudit-sink stopped", "stats", r.Stats())
 	return err
 }
 

@@ -97,8 +97,9 @@ func New(conn driver.Conn, cfg Config) *Sink {
 }
 
 // Dial returns a Sink that connects to ClickHouse on Connect: it applies
-// the migrations there first if cfg.Migrate is set. It owns its connection.
-// Until Connect succeeded, WriteBatch fails with sinks.ErrNotConnected.
+// the migrations there first if cfg.Migrate is set. It owns its
+// connection. Until Connect succeeded, WriteBatch fails with
+// sinks.ErrNotConnected.
 func Dial(sc store.Config, cfg Config) *Sink {
 	sc = sc.WithDefaults()
 	cfg.OwnsConn = true
@@ -168,6 +169,27 @@ func (s *Sink) connection() driver.Conn {
 // table. On error some rows may have been written; writing the same batch
 // again is safe.
 func (s *Sink) WriteBatch(ctx context.Context, b *sinks.Batch) error {
+	if b == nil || b.Len() == 0 {
+		return s.WriteColumns(ctx, nil)
+	}
+	cb := NewBatch()
+	for i := range b.Events {
+		cb.AddEvent(&b.Events[i])
+	}
+	for i := range b.Verdicts {
+		cb.AddVerdict(&b.Verdicts[i])
+	}
+	for i := range b.Admin {
+		cb.Admin.Add(&b.Admin[i])
+	}
+	for i := range b.Traffic {
+		cb.Traffic.Add(&b.Traffic[i])
+	}
+	return s.WriteColumns(ctx, cb)
+}
+
+// WriteColumns is WriteBatch for a columnar Batch.
+func (s *Sink) WriteColumns(ctx context.Context, b *Batch) error {
 	if s.closed.Load() {
 		return ErrClosed
 	}
@@ -179,22 +201,38 @@ func (s *Sink) WriteBatch(ctx context.Context, b *sinks.Batch) error {
 		return fmt.Errorf("clickhouse sink: %w", sinks.ErrNotConnected)
 	}
 	began := time.Now()
-	if err := Events.insert(ctx, conn, s.database, b.Events); err != nil {
+	if err := b.Events.insert(ctx, conn, s.database); err != nil {
 		return err
 	}
-	if err := Deliveries.insert(ctx, conn, s.database, b.Verdicts); err != nil {
+	if err := b.Verdicts.insert(ctx, conn, s.database); err != nil {
 		return err
 	}
-	if err := AdminAudit.insert(ctx, conn, s.database, b.Admin); err != nil {
+	if err := b.Admin.insert(ctx, conn, s.database); err != nil {
 		return err
 	}
-	if err := ClientTraffic.insert(ctx, conn, s.database, b.Traffic); err != nil {
+	if err := b.Traffic.insert(ctx, conn, s.database); err != nil {
 		return err
 	}
 	s.log.Debug("clickhouse sink wrote batch", "database", s.database,
-		"events", len(b.Events), "verdicts", len(b.Verdicts), "took", time.Since(began))
+		"events", b.Events.Len(), "verdicts", b.Verdicts.Len(), "took", time.Since(began))
 	return nil
 }
+
+// Columnar returns s as the sink of columnar batches (WriteColumns), for a
+// runner decoding records with Topics.
+func (s *Sink) Columnar() *ColumnarSink { return &ColumnarSink{s} }
+
+// ColumnarSink is a Sink writing columnar Batches.
+type ColumnarSink struct{ *Sink }
+
+var (
+	_ sinks.Sink[*Batch] = (*ColumnarSink)(nil)
+	_ sinks.Connecter    = (*ColumnarSink)(nil)
+	_ sinks.Pinger       = (*ColumnarSink)(nil)
+)
+
+// WriteBatch implements sinks.Sink (WriteColumns).
+func (c *ColumnarSink) WriteBatch(ctx context.Context, b *Batch) error { return c.WriteColumns(ctx, b) }
 
 // Close makes later writes fail with ErrClosed and, with Config.OwnsConn,
 // closes the connection.
