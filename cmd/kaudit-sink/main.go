@@ -130,8 +130,10 @@ func run(cfg config) error {
 		return serve(ctx, cfg, runnerConfig(cfg, kopts, group, sinks.AuditTopics(cfg.VerdictsTopic, ""), sinks.NewBatch), sinks.NewLogSink(os.Stdout, false))
 	default:
 		sink := chsink.Dial(cfg.ClickHouse.Config(), chsink.Config{Migrate: cfg.Migrate, Logger: log})
-		topics := chsink.Topics(cfg.VerdictsTopic, cfg.EventsTopic, cfg.AdminTopic, cfg.TrafficTopic)
-		return serve(ctx, cfg, runnerConfig(cfg, kopts, group, topics, chsink.NewBatch), sink.Columnar())
+		rc := runnerConfig(cfg, kopts, group, chsink.Topics(cfg.VerdictsTopic, cfg.EventsTopic, cfg.AdminTopic, cfg.TrafficTopic), chsink.NewBatch)
+		fresh := chsink.NewFreshness()
+		rc.OnWritten = fresh.Observe
+		return serve(ctx, cfg, rc, sink.Columnar(), fresh.Collector())
 	}
 }
 
@@ -155,7 +157,7 @@ func runnerConfig[B sinks.Buffer](cfg config, kopts []kgo.Opt, group string, top
 
 // serve runs a runner feeding sink, and the metrics and health endpoints,
 // until ctx ends or the runner fails.
-func serve[B sinks.Buffer](ctx context.Context, cfg config, rc sinks.Config[B], sink sinks.Sink[B]) error {
+func serve[B sinks.Buffer](ctx context.Context, cfg config, rc sinks.Config[B], sink sinks.Sink[B], metrics ...prometheus.Collector) error {
 	defer sink.Close()
 	r, err := sinks.New(rc, sink)
 	if err != nil {
@@ -163,6 +165,7 @@ func serve[B sinks.Buffer](ctx context.Context, cfg config, rc sinks.Config[B], 
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(r.Collector())
+	reg.MustRegister(metrics...)
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return cfg.Serve(ctx, reg, readiness(r.Ready)) })
 	g.Go(func() error { return r.Run(ctx) })
