@@ -1,11 +1,8 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"os"
-	"os/signal"
-	"syscall"
 	"time"
 	_ "time/tzdata" // --timezone works without the system's zoneinfo
 
@@ -29,13 +26,8 @@ type ingestCmd struct {
 
 func (c *ingestCmd) Run() error {
 	log := c.Logger(os.Stderr)
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if c.Duration > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, c.Duration)
-		defer cancel()
-	}
+	ctx, cancel := cli.RunContext(c.Duration)
+	defer cancel()
 	loc, err := time.LoadLocation(c.Timezone)
 	if err != nil {
 		return fmt.Errorf("--timezone: %w", err)

@@ -4,9 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -31,13 +29,8 @@ type trafficCmd struct {
 
 func (c *trafficCmd) Run() error {
 	log := c.Logger(os.Stderr)
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if c.Duration > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, c.Duration)
-		defer cancel()
-	}
+	ctx, cancel := cli.RunContext(c.Duration)
+	defer cancel()
 	opts, err := c.ClientOpts()
 	if err != nil {
 		return err
@@ -75,8 +68,8 @@ func (c *trafficCmd) Run() error {
 	}
 	log.Info("kaudit traffic running", "topic", c.Topic, "rate", c.Rate, "groups", c.Groups)
 	err = g.Wait()
-	cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
+	cctx, cancelClose := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancelClose()
 	_ = em.Close(cctx)
 	log.Info("kaudit traffic stopped", "produced", tr.Produced(), "failed", tr.Failed(), "audit", em.Stats())
 	return err

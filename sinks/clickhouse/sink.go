@@ -19,9 +19,12 @@
 // same key and seq, so ReplacingMergeTree keeps one row (read with FINAL).
 //
 // A table is a Table value: its name and its columns, each with the
-// function giving a row's value (see Events and Deliveries). A new record
-// type written by the same sink adds its Table here, its rows to
-// sinks.Batch and one insert call to WriteBatch.
+// function giving a row's value (see Events and Deliveries); Rows hold a
+// batch of its rows column by column. A new record type declares its Table,
+// keeps its rows in a batch type of its own, and writes them from its own
+// sinks.Sink with Insert, through a Sink made by Dial (which brings
+// Connect, Ping and Close); a sinks.Runner in its own consumer group feeds
+// it.
 package clickhouse
 
 import (
@@ -201,21 +204,35 @@ func (s *Sink) WriteColumns(ctx context.Context, b *Batch) error {
 		return fmt.Errorf("clickhouse sink: %w", sinks.ErrNotConnected)
 	}
 	began := time.Now()
-	if err := b.Events.insert(ctx, conn, s.database); err != nil {
+	if err := b.Events.Insert(ctx, conn, s.database); err != nil {
 		return err
 	}
-	if err := b.Verdicts.insert(ctx, conn, s.database); err != nil {
+	if err := b.Verdicts.Insert(ctx, conn, s.database); err != nil {
 		return err
 	}
-	if err := b.Admin.insert(ctx, conn, s.database); err != nil {
+	if err := b.Admin.Insert(ctx, conn, s.database); err != nil {
 		return err
 	}
-	if err := b.Traffic.insert(ctx, conn, s.database); err != nil {
+	if err := b.Traffic.Insert(ctx, conn, s.database); err != nil {
 		return err
 	}
 	s.log.Debug("clickhouse sink wrote batch", "database", s.database,
 		"events", b.Events.Len(), "verdicts", b.Verdicts.Len(), "took", time.Since(began))
 	return nil
+}
+
+// Insert writes rows of any Table through s's connection into s's
+// database: what the sink of another record type calls from its
+// WriteBatch, reusing s's Dial, Connect, Ping and Close.
+func Insert[T any](ctx context.Context, s *Sink, rows *Rows[T]) error {
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	conn := s.connection()
+	if conn == nil {
+		return fmt.Errorf("clickhouse sink: %w", sinks.ErrNotConnected)
+	}
+	return rows.Insert(ctx, conn, s.database)
 }
 
 // Columnar returns s as the sink of columnar batches (WriteColumns), for a

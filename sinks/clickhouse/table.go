@@ -231,9 +231,9 @@ func (r *Rows[T]) query(database string) string {
 	return "INSERT INTO " + store.Table(database, r.t.Name) + " (" + strings.Join(names, ", ") + ")"
 }
 
-// insert writes the rows into database.table in one INSERT, a block per
-// chunk.
-func (r *Rows[T]) insert(ctx context.Context, conn driver.Conn, database string) error {
+// Insert writes the rows into database.table in one INSERT, a block per
+// chunk. On error some blocks may have been written.
+func (r *Rows[T]) Insert(ctx context.Context, conn driver.Conn, database string) error {
 	if r.n == 0 {
 		return nil
 	}

@@ -15,7 +15,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/kaudit/kaudit/audit"
 	"github.com/kaudit/kaudit/codecs"
@@ -217,26 +216,7 @@ func TestIngestRetriesUntilWritten(t *testing.T) {
 	kafkatest.CreateTopic(t, dst, audit.DefaultDLQTopic, 1)
 	var refusing atomic.Bool
 	refusing.Store(true)
-	dst.ControlKey(int16(kmsg.Produce), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
-		if !refusing.Load() {
-			return nil, nil, false
-		}
-		dst.KeepControl()
-		req := kreq.(*kmsg.ProduceRequest)
-		resp := req.ResponseKind().(*kmsg.ProduceResponse)
-		for _, rt := range req.Topics {
-			st := kmsg.NewProduceResponseTopic()
-			st.Topic, st.TopicID = rt.Topic, rt.TopicID
-			for _, rp := range rt.Partitions {
-				sp := kmsg.NewProduceResponseTopicPartition()
-				sp.Partition = rp.Partition
-				sp.ErrorCode = kerr.TopicAuthorizationFailed.Code
-				st.Partitions = append(st.Partitions, sp)
-			}
-			resp.Topics = append(resp.Topics, st)
-		}
-		return resp, nil, true
-	})
+	kafkatest.FailProduces(dst, kerr.TopicAuthorizationFailed.Code, refusing.Load)
 
 	prod := kafkatest.Client(t, src, kgo.DefaultProduceTopic("audit_topic"))
 	at := time.Now().UTC().Truncate(time.Second)
