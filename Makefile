@@ -6,7 +6,7 @@ BENCHTIME ?= 1s
 # with this tag, so `go build ./...` needs nothing but Go.
 TAGS     ?= rdkafka
 
-.PHONY: all build demo test test-unit test-integration deps vet bench bench-plugin bench-proxy plugin fuzz clean
+.PHONY: all build demo test test-unit test-integration deps vet bench bench-sink bench-plugin bench-proxy plugin fuzz clean
 
 all: build
 
@@ -38,7 +38,8 @@ vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { gofmt -l .; echo "gofmt needed"; exit 1; }
 	$(GO) vet -tags '$(TAGS)' ./...
 
-## bench: the speed goals, as Go benchmarks.
+## bench: the speed goals, as Go benchmarks (among them the sink against
+##        clickhouse-client, BenchmarkSinkVsClickHouseClient; alone: make bench-sink).
 bench: deps bench-plugin bench-proxy
 	$(GO) test -tags '$(TAGS)' -run='^$$' -bench=. -benchmem -benchtime=$(BENCHTIME) ./...
 
@@ -47,6 +48,10 @@ bench: deps bench-plugin bench-proxy
 plugin:
 	CGO_ENABLED=1 $(GO) build -tags rdkafka -buildmode=c-shared -trimpath -ldflags='-s -w' -o bin/kaudit-rdkafka.so ./cmd/kaudit-rdkafka
 	@rm -f bin/kaudit-rdkafka.h
+
+## bench-sink: kaudit-sink writing 300,000 verdicts vs clickhouse-client, same run.
+bench-sink: deps
+	$(GO) test -run='^$$' -bench=SinkVsClickHouseClient -benchtime=1x ./cmd/kaudit-sink/
 
 ## bench-plugin: kcat producing 200,000 messages with and without the plugin.
 bench-plugin: deps plugin

@@ -14,7 +14,7 @@ import (
 	"github.com/kaudit/kaudit/codecs"
 	"github.com/kaudit/kaudit/internal/testing/itest"
 	"github.com/kaudit/kaudit/internal/testing/kafkatest"
-	"github.com/kaudit/kaudit/processors/ingest"
+	"github.com/kaudit/kaudit/sinks/kafka"
 )
 
 // blogJSON is an audit record as the source blog's C interceptors write it
@@ -64,7 +64,7 @@ func TestIngest(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	in, err := ingest.New(ingest.Config{Brokers: e.brokers, Topic: "audit_topic", Format: ingest.FormatInterceptorJSON, Logger: e.log})
+	in, err := kafka.NewIngest(kafka.IngestConfig{Brokers: e.brokers, Topic: "audit_topic", Format: kafka.FormatInterceptorJSON, Logger: e.log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,8 +96,8 @@ func TestIngest(t *testing.T) {
 	}
 	stopPipeline()
 
-	if s := in.Stats(); s.Read != 3*m+1 || s.Emitted != 3*m || s.DeadLetter != 1 {
-		t.Errorf("ingest stats %+v, want %d read, %d emitted, 1 dead letter", s, 3*m+1, 3*m)
+	if s, k := in.Stats(), in.Sink.Stats(); s.Written[kafka.KindEvent] != 3*m || k.Produced != 3*m || k.Dropped != 0 || s.DeadLetter != 1 {
+		t.Errorf("ingest stats %+v, sink %+v, want %d emitted, 1 dead letter", s, k, 3*m)
 	}
 	if got := e.queryUint("SELECT count() FROM " + deliveries + " FINAL"); got != 2*m {
 		t.Errorf("%d deliveries, want %d", got, 2*m)
@@ -126,9 +126,9 @@ func TestIngest(t *testing.T) {
 		t.Errorf("%d blog-json events, want %d", got, 3*m)
 	}
 
-	dlq := kafkatest.Consume(t, e.cluster, ingest.DefaultDLQTopic, 2, 3*time.Second)
+	dlq := kafkatest.Consume(t, e.cluster, audit.DefaultDLQTopic, 2, 3*time.Second)
 	if len(dlq) != 1 {
-		t.Fatalf("%d records in %s, want the garbage one", len(dlq), ingest.DefaultDLQTopic)
+		t.Fatalf("%d records in %s, want the garbage one", len(dlq), audit.DefaultDLQTopic)
 	}
 	d := dlq[0]
 	hdr := map[string]string{}
@@ -136,7 +136,7 @@ func TestIngest(t *testing.T) {
 		hdr[h.Key] = string(h.Value)
 	}
 	if string(d.Key) != "garbage" || string(d.Value) != string(garbage.Value) ||
-		hdr[audit.HeaderErrTopic] != "audit_topic" || hdr[audit.HeaderErrStage] != ingest.DeadLetterStage ||
+		hdr[audit.HeaderErrTopic] != "audit_topic" || hdr[audit.HeaderErrStage] != kafka.DeadLetterStage ||
 		hdr[audit.HeaderErrPartition] != fmt.Sprint(garbage.Partition) || hdr[audit.HeaderErrOffset] != fmt.Sprint(garbage.Offset) ||
 		!strings.Contains(hdr[audit.HeaderErrMessage], "missing") {
 		t.Errorf("dead letter %q = %q, headers %v", d.Key, d.Value, hdr)

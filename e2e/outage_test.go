@@ -64,8 +64,8 @@ func TestSinkSurvivesClickHouseOutage(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	r, err := sinks.NewRunner(sinks.RunnerConfig{
-		Brokers: c.ListenAddrs(), Group: "sink", VerdictsTopic: "kaudit.verdicts", DLQTopic: "kaudit.dlq",
+	r, err := sinks.New(sinks.Config[*sinks.Batch]{
+		Brokers: c.ListenAddrs(), Group: "sink", Topics: sinks.AuditTopics("kaudit.verdicts", ""), NewBatch: sinks.NewBatch, DLQTopic: "kaudit.dlq",
 		FlushInterval: 100 * time.Millisecond, RetryBackoff: 100 * time.Millisecond, RetryBackoffMax: time.Second, Logger: log,
 	}, chsink.New(conn, chsink.Config{Database: "kaudit"}))
 	if err != nil {
@@ -98,8 +98,8 @@ func TestSinkSurvivesClickHouseOutage(t *testing.T) {
 		s := r.Stats()
 		return s.Retries >= retriesBefore+2, fmt.Sprintf("%+v", s)
 	})
-	if s := r.Stats(); s.Verdicts != 500 {
-		t.Fatalf("the sink reports %d verdicts written while ClickHouse was down", s.Verdicts)
+	if s := r.Stats(); s.Written[sinks.KindVerdict] != 500 {
+		t.Fatalf("the sink reports %d verdicts written while ClickHouse was down", s.Written[sinks.KindVerdict])
 	}
 
 	srv, err = chserver.Start(ctx, chserver.Options{Dir: dir, Logger: log, TCPPort: tcpPort, HTTPPort: httpPort})

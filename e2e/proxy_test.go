@@ -70,8 +70,8 @@ func TestProxyAudit(t *testing.T) {
 	for _, topics := range [][2]string{{"kaudit.admin", "kaudit.traffic"}, {"confluent.admin", "confluent.traffic"}} {
 		t.Run(strings.Split(topics[0], ".")[0], func(t *testing.T) {
 			cfg, conn := chtest.Migrated(t)
-			r, err := sinks.NewRunner(sinks.RunnerConfig{Brokers: c.ListenAddrs(), ClientOpts: []kgo.Opt{proxyscript.AdminAuth()}, Group: "sink-" + topics[0],
-				AdminTopic: topics[0], TrafficTopic: topics[1], FlushInterval: 200 * time.Millisecond},
+			r, err := sinks.New(sinks.Config[*sinks.Batch]{Brokers: c.ListenAddrs(), ClientOpts: []kgo.Opt{proxyscript.AdminAuth()}, Group: "sink-" + topics[0],
+				Topics: sinks.ProxyTopics(topics[0], topics[1]), NewBatch: sinks.NewBatch, FlushInterval: 200 * time.Millisecond},
 				chsink.New(conn, chsink.Config{Database: cfg.Database}))
 			if err != nil {
 				t.Fatal(err)

@@ -24,6 +24,7 @@ import (
 	"github.com/kaudit/kaudit/internal/testing/itest"
 	"github.com/kaudit/kaudit/internal/testing/kafkatest"
 	"github.com/kaudit/kaudit/report"
+	"github.com/kaudit/kaudit/sinks"
 	"github.com/kaudit/kaudit/store"
 	"github.com/kaudit/kaudit/store/migrations"
 )
@@ -303,7 +304,7 @@ func TestSpine(t *testing.T) {
 	p2, stop2 := e.startPipeline("sink-b")
 	waitFor(t, 60*time.Second, "the restarted sink to write everything again", func() (bool, string) {
 		s := p2.Sink.Stats()
-		return s.Verdicts >= 2*n && s.Events >= 3*n, fmt.Sprintf("%+v", s)
+		return s.Written[sinks.KindVerdict] >= 2*n && s.Written[sinks.KindEvent] >= 3*n, fmt.Sprintf("%+v", s)
 	})
 	stop2()
 	if raw := e.queryUint("SELECT count() FROM " + deliveries); raw <= rawBefore {

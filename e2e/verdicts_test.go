@@ -173,9 +173,9 @@ func TestVerdicts(t *testing.T) {
 	ccfg := correlator.Config{SweepInterval: 500 * time.Millisecond, Grace: 5 * time.Minute}
 	firstStart := time.Now()
 	corr, stopCorr := runCorrelator(t, e, t.TempDir(), ccfg)
-	sinkRunner, err := sinks.NewRunner(sinks.RunnerConfig{
-		Brokers: e.brokers, Group: "sink", VerdictsTopic: audit.DefaultVerdictsTopic,
-		EventsTopic: audit.DefaultEventsTopic, DLQTopic: audit.DefaultDLQTopic,
+	sinkRunner, err := sinks.New(sinks.Config[*sinks.Batch]{
+		Brokers: e.brokers, Group: "sink", Topics: sinks.AuditTopics(audit.DefaultVerdictsTopic, audit.DefaultEventsTopic),
+		NewBatch: sinks.NewBatch, DLQTopic: audit.DefaultDLQTopic,
 		FlushInterval: 200 * time.Millisecond, Logger: e.log,
 	}, chsink.New(e.conn, chsink.Config{Database: e.ch.Database}))
 	if err != nil {

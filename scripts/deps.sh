@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what kaudit's tests and demo need from Debian's packages, if missing:
 # clickhouse-server (the real ClickHouse of the tests and the demo),
+# clickhouse-client (the peer of the sink's benchmark in make bench),
 # docker-compose (to validate docker-compose.yml), kcat, librdkafka-dev and
 # python3-confluent-kafka (real-client tests), chromium (the headless
 # browser that drives the web dashboard in e2e/web_test.go), npm (fetches
@@ -12,6 +13,7 @@ set -euo pipefail
 
 need=()
 command -v clickhouse-server >/dev/null 2>&1 || command -v clickhouse >/dev/null 2>&1 || need+=(clickhouse-server)
+command -v clickhouse-client >/dev/null 2>&1 || need+=(clickhouse-client)
 command -v docker-compose >/dev/null 2>&1 || need+=(docker-compose)
 command -v kcat >/dev/null 2>&1 || need+=(kcat)
 [ -e /usr/include/librdkafka/rdkafka.h ] || need+=(librdkafka-dev)

@@ -87,24 +87,42 @@ func DecodeTraffic(value []byte) (traffic.Record, error) {
 	return r, nil
 }
 
-// addProxy decodes a record of the proxy's topics into the batch; it
-// reports whether rec was one.
-func (r *Runner) addProxy(p *pending, rec *kgo.Record) (bool, error) {
-	switch rec.Topic {
-	case r.cfg.AdminTopic:
-		rows, err := DecodeAdmin(rec.Value)
-		if err != nil {
-			return true, r.bad(p, rec, err)
-		}
-		p.batch.Admin = append(p.batch.Admin, rows...)
-		return true, nil
-	case r.cfg.TrafficTopic:
-		t, err := DecodeTraffic(rec.Value)
-		if err != nil {
-			return true, r.bad(p, rec, err)
-		}
-		p.batch.Traffic = append(p.batch.Traffic, t)
-		return true, nil
+// Kinds of kaudit-proxy's records.
+const (
+	KindAdmin   = "admin"
+	KindTraffic = "traffic"
+)
+
+// ProxyTopics returns kaudit-proxy's topics: the admin audit (one record per
+// request, one row per resource) and the client traffic; an empty name is
+// not read.
+func ProxyTopics(adminTopic, trafficTopic string) []Topic[*Batch] {
+	var ts []Topic[*Batch]
+	if adminTopic != "" {
+		ts = append(ts, Topic[*Batch]{Name: adminTopic, Kind: KindAdmin, Decode: DecodeAdminRecord})
 	}
-	return false, nil
+	if trafficTopic != "" {
+		ts = append(ts, Topic[*Batch]{Name: trafficTopic, Kind: KindTraffic, Decode: DecodeTrafficRecord})
+	}
+	return ts
+}
+
+// DecodeAdminRecord decodes an admin-topic record into b (a Decoder).
+func DecodeAdminRecord(b *Batch, rec *kgo.Record) error {
+	rows, err := DecodeAdmin(rec.Value)
+	if err != nil {
+		return err
+	}
+	b.Admin = append(b.Admin, rows...)
+	return nil
+}
+
+// DecodeTrafficRecord decodes a traffic-topic record into b (a Decoder).
+func DecodeTrafficRecord(b *Batch, rec *kgo.Record) error {
+	t, err := DecodeTraffic(rec.Value)
+	if err != nil {
+		return err
+	}
+	b.Traffic = append(b.Traffic, t)
+	return nil
 }

@@ -30,6 +30,7 @@ type app struct {
 	Ingest    ingestCmd    `cmd:"" help:"Re-emit a foreign audit topic (the librdkafka interceptors' JSON) as kaudit events."`
 	Expect    expectCmd    `cmd:"" help:"Manage the expected consumer groups of topics (kaudit.expectations)."`
 	Alerts    alertsCmd    `cmd:"" help:"Evaluate the SLOs of the expectations on ClickHouse and send burn-rate alerts to Alertmanager and webhooks (long-lived)."`
+	Health    healthCmd    `cmd:"" help:"Probe a kaudit process's /healthz or /readyz; exits 1 unless it answers 2xx (for container healthchecks)."`
 }
 
 func main() {

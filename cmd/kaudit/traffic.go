@@ -4,9 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -17,36 +15,31 @@ import (
 )
 
 type trafficCmd struct {
-	cli.Kafka `embed:""`
-	cli.Log   `embed:""`
+	cli.Kafka      `embed:""`
+	cli.AuditKafka `embed:""`
+	cli.Log        `embed:""`
 
-	AuditBrokers []string      `help:"Bootstrap servers of the audit cluster (default: --brokers)." env:"KAUDIT_AUDIT_BROKERS" sep:","`
-	AuditTopic   string        `help:"Audit events topic." env:"KAUDIT_EVENTS_TOPIC" default:"${events_topic}"`
-	Topic        string        `help:"Topic to produce to and consume from." env:"KAUDIT_DEMO_TOPIC" default:"demo.orders"`
-	Rate         int           `help:"Messages per second." env:"KAUDIT_DEMO_RATE" default:"100"`
-	Count        int           `help:"Stop producing after this many messages (0: never)." env:"KAUDIT_DEMO_COUNT" default:"0"`
-	Groups       []string      `help:"Consumer groups; name:poll-interval makes a slow one." env:"KAUDIT_DEMO_GROUPS" default:"billing,analytics:1s" sep:","`
-	Duration     time.Duration `help:"Stop after this long (0: until interrupted)." env:"DURATION"`
+	AuditTopic string        `help:"Audit events topic." env:"KAUDIT_EVENTS_TOPIC" default:"${events_topic}"`
+	Topic      string        `help:"Topic to produce to and consume from." env:"KAUDIT_DEMO_TOPIC" default:"demo.orders"`
+	Rate       int           `help:"Messages per second." env:"KAUDIT_DEMO_RATE" default:"100"`
+	Count      int           `help:"Stop producing after this many messages (0: never)." env:"KAUDIT_DEMO_COUNT" default:"0"`
+	Groups     []string      `help:"Consumer groups; name:poll-interval makes a slow one." env:"KAUDIT_DEMO_GROUPS" default:"billing,analytics:1s" sep:","`
+	Duration   time.Duration `help:"Stop after this long (0: until interrupted)." env:"DURATION"`
 }
 
 func (c *trafficCmd) Run() error {
 	log := c.Logger(os.Stderr)
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if c.Duration > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, c.Duration)
-		defer cancel()
-	}
+	ctx, cancel := cli.RunContext(c.Duration)
+	defer cancel()
 	opts, err := c.ClientOpts()
 	if err != nil {
 		return err
 	}
-	audit := c.AuditBrokers
-	if len(audit) == 0 {
-		audit = c.Brokers
+	auditBrokers, auditOpts, err := c.Audit(&c.Kafka)
+	if err != nil {
+		return err
 	}
-	em, err := emitter.New(emitter.Config{Brokers: audit, ClientOpts: opts, Topic: c.AuditTopic, Logger: log})
+	em, err := emitter.New(emitter.Config{Brokers: auditBrokers, ClientOpts: auditOpts, Topic: c.AuditTopic, Logger: log})
 	if err != nil {
 		return err
 	}
@@ -75,8 +68,8 @@ func (c *trafficCmd) Run() error {
 	}
 	log.Info("kaudit traffic running", "topic", c.Topic, "rate", c.Rate, "groups", c.Groups)
 	err = g.Wait()
-	cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
+	cctx, cancelClose := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancelClose()
 	_ = em.Close(cctx)
 	log.Info("kaudit traffic stopped", "produced", tr.Produced(), "failed", tr.Failed(), "audit", em.Stats())
 	return err

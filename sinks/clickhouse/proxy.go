@@ -1,72 +1,61 @@
 package clickhouse
 
 import (
-	"context"
-
-	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
-
 	"github.com/kaudit/kaudit/proxy/traffic"
 	"github.com/kaudit/kaudit/sinks"
 	"github.com/kaudit/kaudit/store"
 )
 
-// adminColumns is the insert column list of the admin audit table, in the
-// order appendAdmin appends; inserted_at takes its default.
-var adminColumns = []string{
-	"event_time", "event_id", "resource_index", "method", "api_key", "api_version",
-	"operation", "resource_type", "resource_name", "pattern_type",
-	"principal", "client_address", "client_id", "consumer_group",
-	"allowed", "error_code", "error", "detail", "broker", "cluster_id", "proxy",
-}
+// AdminAudit is kaudit-proxy's admin audit table: one row per resource of
+// an audited request; inserted_at takes its default.
+var AdminAudit = &Table[sinks.AdminRow]{Name: store.AdminAuditTable, Columns: []Column[sinks.AdminRow]{
+	DateTime("event_time", func(a *sinks.AdminRow) int64 { return a.Event.Time.UnixNano() }),
+	String("event_id", func(a *sinks.AdminRow) string { return a.Event.ID }),
+	Int("resource_index", func(a *sinks.AdminRow) uint16 { return uint16(a.ResourceIndex) }),
+	String("method", func(a *sinks.AdminRow) string { return a.Event.Method }),
+	Int("api_key", func(a *sinks.AdminRow) int16 { return a.Event.APIKey }),
+	Int("api_version", func(a *sinks.AdminRow) int16 { return a.Event.APIVersion }),
+	String("operation", func(a *sinks.AdminRow) string { return a.Resource.Operation }),
+	String("resource_type", func(a *sinks.AdminRow) string { return a.Resource.Type }),
+	String("resource_name", func(a *sinks.AdminRow) string { return a.Resource.Name }),
+	String("pattern_type", func(a *sinks.AdminRow) string { return a.Resource.PatternType }),
+	String("principal", func(a *sinks.AdminRow) string { return a.Event.Principal }),
+	String("client_address", func(a *sinks.AdminRow) string { return a.Event.ClientAddr }),
+	String("client_id", func(a *sinks.AdminRow) string { return a.Event.ClientID }),
+	String("consumer_group", func(a *sinks.AdminRow) string { return a.Event.Group }),
+	Bool("allowed", func(a *sinks.AdminRow) bool { return a.Resource.Allowed }),
+	Int("error_code", func(a *sinks.AdminRow) int16 { return a.Resource.ErrorCode }),
+	String("error", func(a *sinks.AdminRow) string { return a.Resource.Error }),
+	String("detail", func(a *sinks.AdminRow) string { return a.Resource.Detail }),
+	Int("broker", func(a *sinks.AdminRow) int32 { return a.Event.Broker }),
+	String("cluster_id", func(a *sinks.AdminRow) string { return a.Event.ClusterID }),
+	String("proxy", func(a *sinks.AdminRow) string { return a.Event.Proxy }),
+}}
 
-// trafficColumns is the insert column list of the client traffic table.
-var trafficColumns = []string{
-	"window_start", "window_end", "proxy", "instance",
-	"principal", "client_id", "client_address", "consumer_group", "topic", "api_key", "api",
-	"requests", "errors", "records", "bytes", "request_bytes", "response_bytes",
-}
-
-// writeProxy inserts kaudit-proxy's admin audit rows and traffic records.
-func (s *Sink) writeProxy(ctx context.Context, b *sinks.Batch) error {
-	if len(b.Admin) > 0 {
-		err := s.insert(ctx, store.Table(s.database, store.AdminAuditTable), store.AdminAuditTable, adminColumns, len(b.Admin),
-			func(batch driver.Batch, i int) error { return appendAdmin(batch, &b.Admin[i]) })
-		if err != nil {
-			return err
-		}
-	}
-	if len(b.Traffic) > 0 {
-		err := s.insert(ctx, store.Table(s.database, store.ClientTrafficTable), store.ClientTrafficTable, trafficColumns, len(b.Traffic),
-			func(batch driver.Batch, i int) error { return appendTraffic(batch, &b.Traffic[i]) })
-		if err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func appendAdmin(batch driver.Batch, a *sinks.AdminRow) error {
-	e, r := &a.Event, &a.Resource
-	return batch.Append(
-		dateTime(e.Time.UnixNano()), e.ID, uint16(a.ResourceIndex), e.Method, e.APIKey, e.APIVersion,
-		r.Operation, r.Type, r.Name, r.PatternType,
-		e.Principal, e.ClientAddr, e.ClientID, e.Group,
-		uint8Of(r.Allowed), r.ErrorCode, r.Error, r.Detail, e.Broker, e.ClusterID, e.Proxy,
-	)
-}
+// ClientTraffic is kaudit-proxy's per-minute client traffic table.
+var ClientTraffic = &Table[traffic.Record]{Name: store.ClientTrafficTable, Columns: []Column[traffic.Record]{
+	DateTime("window_start", func(t *traffic.Record) int64 { return t.WindowStart.UnixNano() }),
+	DateTime("window_end", func(t *traffic.Record) int64 { return t.WindowEnd.UnixNano() }),
+	String("proxy", func(t *traffic.Record) string { return t.Proxy }),
+	String("instance", func(t *traffic.Record) string { return t.Instance }),
+	String("principal", func(t *traffic.Record) string { return t.Principal }),
+	String("client_id", func(t *traffic.Record) string { return t.ClientID }),
+	String("client_address", func(t *traffic.Record) string { return t.ClientAddress }),
+	String("consumer_group", func(t *traffic.Record) string { return t.Group }),
+	String("topic", func(t *traffic.Record) string { return t.Topic }),
+	Int("api_key", func(t *traffic.Record) int16 { return t.APIKey }),
+	String("api", func(t *traffic.Record) string { return t.API }),
+	Int("requests", func(t *traffic.Record) uint64 { return nonNegative(t.Requests) }),
+	Int("errors", func(t *traffic.Record) uint64 { return nonNegative(t.Errors) }),
+	Int("records", func(t *traffic.Record) uint64 { return nonNegative(t.Records) }),
+	Int("bytes", func(t *traffic.Record) uint64 { return nonNegative(t.Bytes) }),
+	Int("request_bytes", func(t *traffic.Record) uint64 { return nonNegative(t.RequestBytes) }),
+	Int("response_bytes", func(t *traffic.Record) uint64 { return nonNegative(t.ResponseBytes) }),
+}}
 
 func nonNegative(n int64) uint64 {
 	if n < 0 {
 		return 0
 	}
 	return uint64(n)
-}
-
-func appendTraffic(batch driver.Batch, t *traffic.Record) error {
-	return batch.Append(
-		dateTime(t.WindowStart.UnixNano()), dateTime(t.WindowEnd.UnixNano()), t.Proxy, t.Instance,
-		t.Principal, t.ClientID, t.ClientAddress, t.Group, t.Topic, t.APIKey, t.API,
-		nonNegative(t.Requests), nonNegative(t.Errors), nonNegative(t.Records), nonNegative(t.Bytes),
-		nonNegative(t.RequestBytes), nonNegative(t.ResponseBytes),
-	)
 }

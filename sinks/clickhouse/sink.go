@@ -1,17 +1,30 @@
 // Package clickhouse is the sinks.Sink that writes kaudit's results to
 // ClickHouse: raw audit events into <database>.events and verdicts into
-// <database>.deliveries (tables created by the migrations package). Rows go
-// through clickhouse-go's PrepareBatch with an explicit column list, the
-// insert path that works on ClickHouse 18.16 as well as on modern servers.
+// <database>.deliveries (tables created by store/migrations). Rows go column
+// by column through clickhouse-go's PrepareBatch with an explicit column
+// list, the insert path that works on ClickHouse 18.16 as well as on current
+// servers.
 //
-//	conn, err := store.Open(ctx, store.Config{Addr: addr, Database: "kaudit"})
-//	...
+//	// With a connection of your own:
 //	sink := clickhouse.New(conn, clickhouse.Config{Database: "kaudit"})
 //	err = sink.WriteBatch(ctx, &sinks.Batch{Verdicts: verdicts})
+//
+//	// Or let the runner connect (and migrate) when it starts, retrying
+//	// while ClickHouse is not up yet:
+//	sink := clickhouse.Dial(store.Config{Addr: "clickhouse:9000"}, clickhouse.Config{Migrate: true})
+//	r, err := sinks.New(sinks.Config[*sinks.Batch]{...}, sink)
 //
 // Writes are idempotent by table design: a re-written event has the same
 // sorting key and partition as the first copy, and a re-written verdict the
 // same key and seq, so ReplacingMergeTree keeps one row (read with FINAL).
+//
+// A table is a Table value: its name and its columns, each with the
+// function giving a row's value (see Events and Deliveries); Rows hold a
+// batch of its rows column by column. A new record type declares its Table,
+// keeps its rows in a batch type of its own, and writes them from its own
+// sinks.Sink with Insert, through a Sink made by Dial (which brings
+// Connect, Ping and Close); a sinks.Runner in its own consumer group feeds
+// it.
 package clickhouse
 
 import (
@@ -20,16 +33,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
-	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
-	"github.com/kaudit/kaudit/codecs"
 	"github.com/kaudit/kaudit/sinks"
 	"github.com/kaudit/kaudit/store"
+	"github.com/kaudit/kaudit/store/migrations"
 )
 
 // Table names inside the configured database.
@@ -44,176 +56,215 @@ var ErrClosed = errors.New("clickhouse sink: closed")
 // Config configures a Sink. Zero fields take defaults.
 type Config struct {
 	// Database holds the events and deliveries tables (default
-	// store.DefaultDatabase, "kaudit").
+	// store.DefaultDatabase, "kaudit"; with Dial, the store.Config's).
 	Database string
-	// Logger receives a debug message per batch; nil discards.
+	// Logger receives a message per connect and a debug message per
+	// batch; nil discards.
 	Logger *slog.Logger
-	// OwnsConn makes Close close the connection too.
+	// OwnsConn makes Close close the connection too (always so with
+	// Dial).
 	OwnsConn bool
+	// Migrate makes Connect apply the migrations first (Dial only).
+	Migrate bool
+	// PingTimeout bounds Ping (default 2s).
+	PingTimeout time.Duration
 }
 
-// Sink writes batches to ClickHouse. Close leaves the connection open
-// unless Config.OwnsConn is set.
+// Sink writes batches to ClickHouse. It is safe for concurrent use: each
+// WriteBatch runs its own inserts.
 type Sink struct {
-	conn       driver.Conn
-	ownsConn   bool
-	database   string
-	events     string // quoted database.table
-	deliveries string
-	log        *slog.Logger
-	closed     atomic.Bool
+	cfg      Config
+	dial     *store.Config // set by Dial
+	database string
+	log      *slog.Logger
+
+	mu     sync.Mutex // guards connecting
+	conn   atomic.Pointer[driver.Conn]
+	closed atomic.Bool
 }
 
-var _ sinks.Sink = (*Sink)(nil)
+var (
+	_ sinks.Sink[*sinks.Batch] = (*Sink)(nil)
+	_ sinks.Connecter          = (*Sink)(nil)
+	_ sinks.Pinger             = (*Sink)(nil)
+)
 
-// New returns a Sink writing through conn.
+// New returns a Sink writing through conn. Close leaves the connection open
+// unless Config.OwnsConn is set.
 func New(conn driver.Conn, cfg Config) *Sink {
-	db := cmp.Or(cfg.Database, store.DefaultDatabase)
+	s := newSink(cfg, cmp.Or(cfg.Database, store.DefaultDatabase))
+	if conn != nil {
+		s.conn.Store(&conn)
+	}
+	return s
+}
+
+// Dial returns a Sink that connects to ClickHouse on Connect: it applies
+// the migrations there first if cfg.Migrate is set. It owns its
+// connection. Until Connect succeeded, WriteBatch fails with
+// sinks.ErrNotConnected.
+func Dial(sc store.Config, cfg Config) *Sink {
+	sc = sc.WithDefaults()
+	cfg.OwnsConn = true
+	s := newSink(cfg, cmp.Or(cfg.Database, sc.Database))
+	sc.Database = s.database
+	s.dial = &sc
+	return s
+}
+
+func newSink(cfg Config, db string) *Sink {
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Sink{
-		conn:       conn,
-		ownsConn:   cfg.OwnsConn,
-		database:   db,
-		events:     store.Table(db, EventsTable),
-		deliveries: store.Table(db, DeliveriesTable),
-		log:        log,
+	cfg.PingTimeout = cmp.Or(cfg.PingTimeout, 2*time.Second)
+	return &Sink{cfg: cfg, database: db, log: log}
+}
+
+// Connect opens the connection of a Sink made by Dial, after applying the
+// migrations if Config.Migrate is set. It is a no-op once connected, and
+// for a Sink made by New.
+func (s *Sink) Connect(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed.Load() {
+		return ErrClosed
 	}
+	if s.conn.Load() != nil || s.dial == nil {
+		return nil
+	}
+	if s.cfg.Migrate {
+		if err := migrations.Up(ctx, *s.dial, s.log); err != nil {
+			return fmt.Errorf("clickhouse sink: migrate %s: %w", s.dial.Addr, err)
+		}
+	}
+	conn, err := store.Open(ctx, *s.dial)
+	if err != nil {
+		return fmt.Errorf("clickhouse sink: %w", err)
+	}
+	s.conn.Store(&conn)
+	s.log.Info("connected to clickhouse", "addr", s.dial.Addr, "database", s.database)
+	return nil
 }
 
-// eventColumns is the insert column list of the events table, in the order
-// appendEvent appends; inserted_at takes its default.
-var eventColumns = []string{
-	"correlation_id", "kind", "topic", "partition", "offset",
-	"client_id", "consumer_group", "host", "source",
-	"send_ns", "ack_ns", "consume_ns", "record_ts_ns",
-	"error", "payload_size", "digest", "event_time",
-	"audit_topic", "audit_partition", "audit_offset",
+// Ping reports whether ClickHouse answers, within Config.PingTimeout.
+func (s *Sink) Ping(ctx context.Context) error {
+	conn := s.connection()
+	if conn == nil {
+		return sinks.ErrNotConnected
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.PingTimeout)
+	defer cancel()
+	if err := conn.Ping(ctx); err != nil {
+		return fmt.Errorf("clickhouse sink: ping: %w", err)
+	}
+	return nil
 }
 
-// deliveryColumns is the insert column list of the deliveries table, in the
-// order appendVerdict appends; inserted_at takes its default.
-var deliveryColumns = []string{
-	"correlation_id", "topic", "consumer_group", "status", "cause", "seq",
-	"partition", "offset", "producer_client", "producer_host",
-	"send_ns", "ack_ns", "produce_error", "payload_size",
-	"consumer_client", "consumer_host", "consume_partition", "consume_offset",
-	"first_consume_ns", "last_consume_ns", "consume_count",
-	"ack_latency_us", "e2e_latency_us", "first_seen", "decided_at",
-	"expected", "learned", "deadline_ns",
+func (s *Sink) connection() driver.Conn {
+	if c := s.conn.Load(); c != nil {
+		return *c
+	}
+	return nil
 }
 
 // WriteBatch inserts b's events and then its verdicts, one INSERT per
 // table. On error some rows may have been written; writing the same batch
 // again is safe.
 func (s *Sink) WriteBatch(ctx context.Context, b *sinks.Batch) error {
+	if b == nil || b.Len() == 0 {
+		return s.WriteColumns(ctx, nil)
+	}
+	cb := NewBatch()
+	for i := range b.Events {
+		cb.AddEvent(&b.Events[i])
+	}
+	for i := range b.Verdicts {
+		cb.AddVerdict(&b.Verdicts[i])
+	}
+	for i := range b.Admin {
+		cb.Admin.Add(&b.Admin[i])
+	}
+	for i := range b.Traffic {
+		cb.Traffic.Add(&b.Traffic[i])
+	}
+	return s.WriteColumns(ctx, cb)
+}
+
+// WriteColumns is WriteBatch for a columnar Batch.
+func (s *Sink) WriteColumns(ctx context.Context, b *Batch) error {
 	if s.closed.Load() {
 		return ErrClosed
 	}
 	if b == nil || b.Len() == 0 {
 		return nil
 	}
-	if s.conn == nil {
-		return errors.New("clickhouse sink: no connection")
+	conn := s.connection()
+	if conn == nil {
+		return fmt.Errorf("clickhouse sink: %w", sinks.ErrNotConnected)
 	}
 	began := time.Now()
-	if len(b.Events) > 0 {
-		err := s.insert(ctx, s.events, EventsTable, eventColumns, len(b.Events), func(batch driver.Batch, i int) error {
-			return appendEvent(batch, &b.Events[i])
-		})
-		if err != nil {
-			return err
-		}
+	if err := b.Events.Insert(ctx, conn, s.database); err != nil {
+		return err
 	}
-	if len(b.Verdicts) > 0 {
-		err := s.insert(ctx, s.deliveries, DeliveriesTable, deliveryColumns, len(b.Verdicts), func(batch driver.Batch, i int) error {
-			return appendVerdict(batch, &b.Verdicts[i])
-		})
-		if err != nil {
-			return err
-		}
+	if err := b.Verdicts.Insert(ctx, conn, s.database); err != nil {
+		return err
 	}
-	if err := s.writeProxy(ctx, b); err != nil {
+	if err := b.Admin.Insert(ctx, conn, s.database); err != nil {
+		return err
+	}
+	if err := b.Traffic.Insert(ctx, conn, s.database); err != nil {
 		return err
 	}
 	s.log.Debug("clickhouse sink wrote batch", "database", s.database,
-		"events", len(b.Events), "verdicts", len(b.Verdicts), "took", time.Since(began))
+		"events", b.Events.Len(), "verdicts", b.Verdicts.Len(), "took", time.Since(began))
 	return nil
 }
 
-// insert sends n rows to table in one INSERT.
-func (s *Sink) insert(ctx context.Context, table, name string, columns []string, n int, row func(driver.Batch, int) error) error {
-	query := "INSERT INTO " + table + " (" + strings.Join(columns, ", ") + ")"
-	batch, err := s.conn.PrepareBatch(ctx, query)
-	if err != nil {
-		return fmt.Errorf("clickhouse sink: prepare insert into %s.%s: %w", s.database, name, err)
+// Insert writes rows of any Table through s's connection into s's
+// database: what the sink of another record type calls from its
+// WriteBatch, reusing s's Dial, Connect, Ping and Close.
+func Insert[T any](ctx context.Context, s *Sink, rows *Rows[T]) error {
+	if s.closed.Load() {
+		return ErrClosed
 	}
-	defer batch.Close()
-	for i := range n {
-		if err := row(batch, i); err != nil {
-			return fmt.Errorf("clickhouse sink: append row %d for %s.%s: %w", i, s.database, name, err)
-		}
+	conn := s.connection()
+	if conn == nil {
+		return fmt.Errorf("clickhouse sink: %w", sinks.ErrNotConnected)
 	}
-	if err := batch.Send(); err != nil {
-		return fmt.Errorf("clickhouse sink: send batch to %s.%s: %w", s.database, name, err)
-	}
-	return nil
+	return rows.Insert(ctx, conn, s.database)
 }
 
-func appendEvent(batch driver.Batch, r *sinks.EventRecord) error {
-	e := &r.Event
-	return batch.Append(
-		e.CorrelationID, e.Kind.String(), e.Topic, e.Partition, e.Offset,
-		e.ClientID, e.Group, e.Host, e.Source,
-		e.SendNs, e.AckNs, e.ConsumeNs, e.RecordTsNs,
-		e.Error, e.PayloadSize, e.Digest, dateTime(e.TimeNs()),
-		r.From.Topic, r.From.Partition, r.From.Offset,
-	)
-}
+// Columnar returns s as the sink of columnar batches (WriteColumns), for a
+// runner decoding records with Topics.
+func (s *Sink) Columnar() *ColumnarSink { return &ColumnarSink{s} }
 
-func appendVerdict(batch driver.Batch, v *codecs.Verdict) error {
-	return batch.Append(
-		v.CorrelationID, v.Topic, v.Group, v.Status.String(), v.Cause, v.Seq,
-		v.Partition, v.Offset, v.ProducerClient, v.ProducerHost,
-		v.SendNs, v.AckNs, v.ProduceError, v.PayloadSize,
-		v.ConsumerClient, v.ConsumerHost, v.ConsumePartition, v.ConsumeOffset,
-		v.FirstConsumeNs, v.LastConsumeNs, v.ConsumeCount,
-		v.AckLatencyUs, v.E2ELatencyUs, dateTime(v.FirstSeenNs), dateTime(v.DecidedNs),
-		uint8Of(v.Expected), uint8Of(v.Learned), v.DeadlineNs,
-	)
-}
+// ColumnarSink is a Sink writing columnar Batches.
+type ColumnarSink struct{ *Sink }
 
-// dateTime converts Unix nanoseconds to a time a ClickHouse DateTime holds
-// (whole seconds, 1970 to 2106); out-of-range values are clamped, so the
-// same input always gives the same row and partition.
-func dateTime(ns int64) time.Time {
-	if ns <= 0 {
-		return time.Unix(0, 0).UTC()
-	}
-	sec := ns / int64(time.Second)
-	if sec > math.MaxUint32 {
-		sec = math.MaxUint32
-	}
-	return time.Unix(sec, 0).UTC()
-}
+var (
+	_ sinks.Sink[*Batch] = (*ColumnarSink)(nil)
+	_ sinks.Connecter    = (*ColumnarSink)(nil)
+	_ sinks.Pinger       = (*ColumnarSink)(nil)
+)
+
+// WriteBatch implements sinks.Sink (WriteColumns).
+func (c *ColumnarSink) WriteBatch(ctx context.Context, b *Batch) error { return c.WriteColumns(ctx, b) }
 
 // Close makes later writes fail with ErrClosed and, with Config.OwnsConn,
 // closes the connection.
 func (s *Sink) Close() error {
-	if s.closed.Swap(true) || !s.ownsConn || s.conn == nil {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed.Swap(true) || !s.cfg.OwnsConn {
 		return nil
 	}
-	if err := s.conn.Close(); err != nil {
+	conn := s.connection()
+	if conn == nil {
+		return nil
+	}
+	if err := conn.Close(); err != nil {
 		return fmt.Errorf("clickhouse sink: close connection: %w", err)
 	}
 	return nil
-}
-
-func uint8Of(b bool) uint8 {
-	if b {
-		return 1
-	}
-	return 0
 }

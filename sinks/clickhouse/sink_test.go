@@ -22,7 +22,7 @@ import (
 func TestMain(m *testing.M) { chtest.Main(m) }
 
 // setup returns a migrated database of the test's own, a connection to it
-// and a sink writing into it.
+// and a sink writing into it through that connection (clickhouse-go).
 func setup(t testing.TB) (store.Config, driver.Conn, *chsink.Sink) {
 	t.Helper()
 	cfg := chtest.NewDatabase(t)
@@ -33,6 +33,27 @@ func setup(t testing.TB) (store.Config, driver.Conn, *chsink.Sink) {
 	}
 	conn := chtest.Open(t, cfg)
 	return cfg, conn, chsink.New(conn, chsink.Config{Database: cfg.Database})
+}
+
+// setupDial is setup with a sink made by Dial, connected by Connect.
+func setupDial(t testing.TB) (store.Config, driver.Conn, *chsink.Sink) {
+	t.Helper()
+	cfg, conn, _ := setup(t)
+	sink := chsink.Dial(cfg, chsink.Config{})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := sink.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sink.Close() })
+	return cfg, conn, sink
+}
+
+// bothPaths runs test with a sink made by New (a connection of the
+// caller's) and one made by Dial (connected by Connect).
+func bothPaths(t *testing.T, test func(t *testing.T, setup func(testing.TB) (store.Config, driver.Conn, *chsink.Sink))) {
+	t.Run("New", func(t *testing.T) { test(t, setup) })
+	t.Run("Dial", func(t *testing.T) { test(t, setupDial) })
 }
 
 var base = time.Date(2026, 3, 14, 23, 59, 58, 0, time.UTC).UnixNano()
@@ -156,7 +177,9 @@ func readDeliveries(t testing.TB, conn driver.Conn, db string) map[string]codecs
 	return got
 }
 
-func TestWriteBatchTwiceCountsOnce(t *testing.T) {
+func TestWriteBatchTwiceCountsOnce(t *testing.T) { bothPaths(t, testWriteBatchTwiceCountsOnce) }
+
+func testWriteBatchTwiceCountsOnce(t *testing.T, setup func(testing.TB) (store.Config, driver.Conn, *chsink.Sink)) {
 	cfg, conn, sink := setup(t)
 	ctx := context.Background()
 	vs := verdicts(rand.New(rand.NewPCG(1, 2)), 300)
@@ -235,7 +258,9 @@ func TestWriteBatchTwiceCountsOnce(t *testing.T) {
 	}
 }
 
-func TestHigherSeqWins(t *testing.T) {
+func TestHigherSeqWins(t *testing.T) { bothPaths(t, testHigherSeqWins) }
+
+func testHigherSeqWins(t *testing.T, setup func(testing.TB) (store.Config, driver.Conn, *chsink.Sink)) {
 	cfg, conn, sink := setup(t)
 	ctx := context.Background()
 	r := rand.New(rand.NewPCG(3, 4))
@@ -279,7 +304,9 @@ func TestHigherSeqWins(t *testing.T) {
 	}
 }
 
-func TestSameEventRewrittenCollapses(t *testing.T) {
+func TestSameEventRewrittenCollapses(t *testing.T) { bothPaths(t, testSameEventRewrittenCollapses) }
+
+func testSameEventRewrittenCollapses(t *testing.T, setup func(testing.TB) (store.Config, driver.Conn, *chsink.Sink)) {
 	cfg, conn, sink := setup(t)
 	ctx := context.Background()
 	ev := events(verdicts(rand.New(rand.NewPCG(5, 6)), 1))
@@ -387,5 +414,71 @@ func TestCloseClosesOwnedConn(t *testing.T) {
 	}
 	if err := sink.Close(); err != nil {
 		t.Errorf("second Close: %v", err)
+	}
+}
+
+func BenchmarkWriteColumnsSizes(b *testing.B) {
+	for _, n := range []int{10_000, 50_000, 100_000, 300_000} {
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			_, _, sink := setup(b)
+			ctx := context.Background()
+			batch := chsink.NewBatch()
+			vs := verdicts(rand.New(rand.NewPCG(10, 11)), n)
+			for i := range vs {
+				batch.AddVerdict(&vs[i])
+			}
+			b.ResetTimer()
+			for b.Loop() {
+				if err := sink.WriteColumns(ctx, batch); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "rows/s")
+		})
+	}
+}
+
+// A batch larger than one block goes in several blocks of one INSERT:
+// every row arrives, with its values.
+func TestLargeBatchInBlocks(t *testing.T) { bothPaths(t, testLargeBatchInBlocks) }
+
+func testLargeBatchInBlocks(t *testing.T, setup func(testing.TB) (store.Config, driver.Conn, *chsink.Sink)) {
+	cfg, conn, sink := setup(t)
+	vs := verdicts(rand.New(rand.NewPCG(21, 22)), 20_001)
+	b := chsink.NewBatch()
+	var sum int64
+	for i := range vs {
+		b.AddVerdict(&vs[i])
+		sum += vs[i].E2ELatencyUs
+	}
+	if err := sink.WriteColumns(context.Background(), b); err != nil {
+		t.Fatal(err)
+	}
+	deliveries := store.Table(cfg.Database, "deliveries")
+	if n := count(t, conn, "SELECT count() FROM "+deliveries+" FINAL"); n != uint64(len(vs)) {
+		t.Errorf("deliveries FINAL: %d rows, want %d", n, len(vs))
+	}
+	var got int64
+	if err := conn.QueryRow(context.Background(), "SELECT toInt64(sum(e2e_latency_us)) FROM "+deliveries).Scan(&got); err != nil {
+		t.Fatal(err)
+	}
+	if got != sum {
+		t.Errorf("sum of e2e latencies %d, want %d", got, sum)
+	}
+	var parts uint64
+	if err := conn.QueryRow(context.Background(), "SELECT count() FROM system.parts WHERE database = ? AND table = 'deliveries' AND active", cfg.Database).Scan(&parts); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d rows in %d parts", len(vs), parts)
+	// Reused after Reset: the same rows again, and nothing more.
+	b.Reset()
+	for i := range vs[:100] {
+		b.AddVerdict(&vs[i])
+	}
+	if err := sink.WriteColumns(context.Background(), b); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(t, conn, "SELECT count() FROM "+deliveries+" FINAL"); n != uint64(len(vs)) {
+		t.Errorf("after a second, smaller batch: %d rows FINAL, want %d", n, len(vs))
 	}
 }

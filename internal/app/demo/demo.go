@@ -129,6 +129,7 @@ func Run(ctx context.Context, cfg Config) error {
 
 	// 4. Correlator and sink.
 	exp := demoExpectation(cfg.Topic)
+	fresh := newFreshness()
 	p, err := pipeline.New(pipeline.Config{
 		Brokers:       brokers,
 		ClickHouse:    conn,
@@ -138,6 +139,7 @@ func Run(ctx context.Context, cfg Config) error {
 		Grace:         2 * time.Minute,
 		Expectations:  []*expectations.Expectation{exp},
 		FlushInterval: 500 * time.Millisecond,
+		OnSinkWritten: fresh.observe,
 		Logger:        log,
 	})
 	if err != nil {
@@ -259,6 +261,7 @@ wait:
 	es := em.Stats()
 	fmt.Fprintf(out, "\naudit events: %d sent, %d dropped, %d failed; dead letters: %d\n",
 		es.Sent, es.Dropped, es.Failed, p.Sink.Stats().DeadLetter+p.Correlator.Stats().DeadLetter)
+	fresh.print(out)
 	if err := al.finish(sctx, conn, chcfg.Database, start); err != nil {
 		return err
 	}

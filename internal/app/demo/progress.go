@@ -8,6 +8,7 @@ import (
 	"github.com/kaudit/kaudit/interceptors/emitter"
 	"github.com/kaudit/kaudit/internal/app/pipeline"
 	"github.com/kaudit/kaudit/internal/app/traffic"
+	"github.com/kaudit/kaudit/sinks"
 )
 
 // progress prints one line of rates and counts per call.
@@ -34,7 +35,7 @@ func (g *progress) print() {
 	g.lastAt, g.lastEvents = now, cs.Events
 	fmt.Fprintf(g.out, "[%4.0fs] produced %6d | consumed billing %6d analytics %6d archiver %6d | correlator %6.0f events/s, %6d verdicts | ClickHouse: %6d verdicts %6d events | audit dropped %d\n",
 		now.Sub(g.start).Seconds(), g.tr.Produced(), g.tr.Consumed("billing"), g.tr.Consumed("analytics"), g.tr.Consumed("archiver"),
-		rate, cs.Verdicts, ss.Verdicts, ss.Events, g.em.Stats().Dropped)
+		rate, cs.Verdicts, ss.Written[sinks.KindVerdict], ss.Written[sinks.KindEvent], g.em.Stats().Dropped)
 }
 
 // drained reports whether the live groups consumed everything produced and
@@ -46,5 +47,5 @@ func (g *progress) drained() bool {
 			return false
 		}
 	}
-	return g.p.Sink.Stats().Verdicts >= g.p.Correlator.Stats().Verdicts && g.p.Correlator.Stats().Verdicts >= uint64(2*n)
+	return g.p.Sink.Stats().Written[sinks.KindVerdict] >= g.p.Correlator.Stats().Verdicts && g.p.Correlator.Stats().Verdicts >= uint64(2*n)
 }

@@ -48,6 +48,9 @@ type Config struct {
 	SinkGroup     string
 	BatchSize     int
 	FlushInterval time.Duration
+	// OnSinkWritten, if set, is called after each batch the sink wrote
+	// (sinks.Config.OnWritten).
+	OnSinkWritten func(sinks.Written[*chsink.Batch])
 	Logger        *slog.Logger
 }
 
@@ -55,7 +58,7 @@ type Config struct {
 type Pipeline struct {
 	Correlator *correlator.Correlator
 	Learner    *learner.Learner // learned expectations and audit gaps
-	Sink       *sinks.Runner
+	Sink       *sinks.Runner[*chsink.Batch]
 }
 
 // New builds the pipeline.
@@ -84,19 +87,18 @@ func New(cfg Config) (*Pipeline, error) {
 	if err != nil {
 		return nil, err
 	}
-	r, err := sinks.NewRunner(sinks.RunnerConfig{
+	r, err := sinks.New(sinks.Config[*chsink.Batch]{
 		Brokers:       cfg.Brokers,
 		ClientOpts:    cfg.ClientOpts,
 		Group:         cfg.SinkGroup,
-		VerdictsTopic: audit.DefaultVerdictsTopic,
-		EventsTopic:   audit.DefaultEventsTopic,
-		AdminTopic:    auditors.DefaultAdminTopic,
-		TrafficTopic:  auditors.DefaultTrafficTopic,
+		Topics:        chsink.Topics(audit.DefaultVerdictsTopic, audit.DefaultEventsTopic, auditors.DefaultAdminTopic, auditors.DefaultTrafficTopic),
+		NewBatch:      chsink.NewBatch,
 		DLQTopic:      audit.DefaultDLQTopic,
 		BatchSize:     cfg.BatchSize,
 		FlushInterval: cfg.FlushInterval,
+		OnWritten:     cfg.OnSinkWritten,
 		Logger:        cfg.Logger.With("component", "sink"),
-	}, chsink.New(cfg.ClickHouse, chsink.Config{Database: cfg.Database}))
+	}, chsink.New(cfg.ClickHouse, chsink.Config{Database: cfg.Database}).Columnar())
 	if err != nil {
 		return nil, err
 	}
