@@ -65,15 +65,22 @@ func (c *Correlator) EnsureTopics() error {
 	if err := ensure(func() error { return tm.EnsureTableExists(c.cfg.ExpectationsTopic, 1) }); err != nil {
 		return fmt.Errorf("correlator: ensure topic %s: %w", c.cfg.ExpectationsTopic, err)
 	}
-	// The learner's table is looked up: it must exist before the
-	// correlator starts, with the events topic's partitions.
+	// The tables and the learner's loop, with the events topic's
+	// partitions: the learner's table is looked up, so it must exist before
+	// the correlator starts, and goka would create the others itself at
+	// start — racing another instance starting at the same moment.
 	parts, err := tm.Partitions(c.cfg.EventsTopic)
 	if err != nil {
 		return fmt.Errorf("correlator: partitions of %s: %w", c.cfg.EventsTopic, err)
 	}
-	lt := string(learner.Table(c.cfg.LearnerGroup))
-	if err := ensure(func() error { return tm.EnsureTableExists(lt, len(parts)) }); err != nil {
-		return fmt.Errorf("correlator: ensure topic %s: %w", lt, err)
+	for _, t := range []string{string(c.Table()), string(learner.Table(c.cfg.LearnerGroup))} {
+		if err := ensure(func() error { return tm.EnsureTableExists(t, len(parts)) }); err != nil {
+			return fmt.Errorf("correlator: ensure topic %s: %w", t, err)
+		}
+	}
+	loop := c.cfg.LearnerGroup + "-loop" // goka's name for a group's loop topic
+	if err := ensure(func() error { return tm.EnsureStreamExists(loop, len(parts)) }); err != nil {
+		return fmt.Errorf("correlator: ensure topic %s: %w", loop, err)
 	}
 	return nil
 }
