@@ -162,6 +162,12 @@ type tableStorage struct {
 // recentCap is how many trails each partition keeps in memory.
 const recentCap = 16384
 
+// absent marks in the cache a key known not to be stored (a stored value
+// is never empty: it starts with the trail header). The first event of a
+// message finds no trail, and so does the write that follows its read:
+// without this, each is a Pebble lookup through every level.
+var absent = []byte{}
+
 func (st *tableStorage) cached(key string) ([]byte, bool) {
 	st.cacheMu.Lock()
 	defer st.cacheMu.Unlock()
@@ -306,13 +312,18 @@ func (st *tableStorage) Has(key string) (bool, error) {
 // modified (goka only decodes it).
 func (st *tableStorage) Get(key string) ([]byte, error) {
 	if v, ok := st.cached(key); ok {
+		if len(v) == 0 {
+			return nil, nil
+		}
 		return v, nil
 	}
 	v, err := st.get(dataKey(key))
 	if err != nil {
 		return nil, fmt.Errorf("correlator storage: get: %w", err)
 	}
-	if v != nil {
+	if v == nil {
+		st.remember(key, absent)
+	} else {
 		st.remember(key, v)
 	}
 	return v, nil
@@ -337,6 +348,9 @@ func (st *tableStorage) get(k []byte) ([]byte, error) {
 // old returns the stored value of key.
 func (st *tableStorage) old(key string) ([]byte, error) {
 	if v, ok := st.cached(key); ok {
+		if len(v) == 0 {
+			return nil, nil
+		}
 		return v, nil
 	}
 	return st.get(dataKey(key))
@@ -437,6 +451,7 @@ func (st *tableStorage) Delete(key string) error {
 	if err != nil {
 		return fmt.Errorf("correlator storage: delete: %w", err)
 	}
+	st.remember(key, absent)
 	if old != nil {
 		st.trails.Add(-1)
 	}
