@@ -34,22 +34,17 @@ var (
 	qRecompute = NewQuery("store.refresh.recompute", `INSERT INTO {rollup} (minute, topic, consumer_group, messages,
 		delivered, lost, audit_gap, late, duplicate, produce_failed, unaudited_producer, corrupted,
 		ack_known, e2e_known, ack_hist_keys, ack_hist_counts, e2e_hist_keys, e2e_hist_counts, version, refreshed_at)
-	SELECT m, topic, consumer_group, count(),
+	SELECT toStartOfMinute(first_seen) AS m, topic, consumer_group, count(),
 		countIf(status = ?), countIf(status = ? AND cause != ?), countIf(status = ? AND cause = ?),
 		countIf(status = ?), countIf(status = ?), countIf(status = ?), countIf(status = ?), countIf(status = ?),
 		countIf(ack_latency_us >= 0), countIf(e2e_latency_us >= 0),
-		tupleElement(sumMapIf([ack_key], [toUInt64(1)], ack_latency_us >= 0), 1),
-		tupleElement(sumMapIf([ack_key], [toUInt64(1)], ack_latency_us >= 0), 2),
-		tupleElement(sumMapIf([e2e_key], [toUInt64(1)], e2e_latency_us >= 0), 1),
-		tupleElement(sumMapIf([e2e_key], [toUInt64(1)], e2e_latency_us >= 0), 2),
+		tupleElement(sumMapIf([`+latencyKey("ack_latency_us", "ack")+`], [toUInt64(1)], ack_latency_us >= 0) AS ack_h, 1),
+		tupleElement(ack_h, 2),
+		tupleElement(sumMapIf([`+latencyKey("e2e_latency_us", "e2e")+`], [toUInt64(1)], e2e_latency_us >= 0) AS e2e_h, 1),
+		tupleElement(e2e_h, 2),
 		toUInt64(?), toDateTime(?)
-	FROM (
-		SELECT toStartOfMinute(first_seen) AS m, topic, consumer_group, status, cause, ack_latency_us, e2e_latency_us,
-		`+latencyKeyColumns("ack_latency_us", "ack")+`,
-		`+latencyKeyColumns("e2e_latency_us", "e2e")+`
-		FROM {deliveries} FINAL
-		WHERE first_seen >= toDateTime(?) AND first_seen < toDateTime(?)
-	)
+	FROM {deliveries} FINAL
+	WHERE first_seen >= toDateTime(?) AND first_seen < toDateTime(?)
 	GROUP BY m, topic, consumer_group`)
 )
 
