@@ -15,6 +15,12 @@
 // The SQL kaudit sends runs on ClickHouse 18.16 (Debian's package) and on
 // modern releases. On 18.16, write rows with conn.PrepareBatch and an
 // explicit column list; an Exec of "INSERT ... VALUES" never returns there.
+//
+// On a ClickHouse cluster (Config.Cluster) the tables are Distributed
+// tables under the usual names over replicated <table>_local tables on
+// every node (Schema.Local); queries name them by placeholders that
+// Query.For resolves for one server or a cluster, and connections opened by
+// Open insert synchronously (docs/clickhouse-cluster.md).
 package store
 
 import (
