@@ -526,11 +526,11 @@ func TestClusterReplicaDown(t *testing.T) {
 	if _, err := store.NewRefresher(conn, store.RefresherConfig{Database: cfg.Database, Cluster: cfg.Cluster}).Refresh(ctx); err != nil {
 		t.Fatal(err)
 	}
-	rows, err := report.Overview(ctx, conn, cfg.Database, report.Filter{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(rows) != 1 || rows[0].Messages != total || rows[0].Lost != total/10 || rows[0].Delivered != total-total/10 {
-		t.Errorf("overview %+v, want %d messages, %d lost", rows, total, total/10)
-	}
+	// The rollups were written to one replica; a read may reach the other
+	// before it fetched them (replication is asynchronous).
+	waitFor(t, 30*time.Second, "the rollups on every replica", func() (bool, string) {
+		rows, err := report.Overview(ctx, conn, cfg.Database, report.Filter{})
+		ok := err == nil && len(rows) == 1 && rows[0].Messages == total && rows[0].Lost == total/10 && rows[0].Delivered == total-total/10
+		return ok, fmt.Sprintf("overview %+v (%v), want %d messages, %d lost", rows, err, total, total/10)
+	})
 }
