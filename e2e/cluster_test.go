@@ -470,8 +470,8 @@ func TestClusterReplicaDown(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	r, err := sinks.NewRunner(sinks.RunnerConfig{
-		Brokers: k.ListenAddrs(), Group: "sink", VerdictsTopic: "kaudit.verdicts", DLQTopic: "kaudit.dlq",
+	r, err := sinks.New(sinks.Config[*sinks.Batch]{
+		Brokers: k.ListenAddrs(), Group: "sink", Topics: sinks.AuditTopics("kaudit.verdicts", ""), NewBatch: sinks.NewBatch, DLQTopic: "kaudit.dlq",
 		BatchSize: 100, FlushInterval: 50 * time.Millisecond, RetryBackoff: 100 * time.Millisecond, RetryBackoffMax: time.Second, Logger: log,
 	}, chsink.New(conn, chsink.Config{Database: cfg.Database, Distributed: true}))
 	if err != nil {
@@ -505,8 +505,8 @@ func TestClusterReplicaDown(t *testing.T) {
 		n, err := localRows(1)
 		return n == total, fmt.Sprintf("%d rows (%v), sink %+v", n, err, r.Stats())
 	})
-	if s := r.Stats(); s.Verdicts != total {
-		t.Errorf("the sink reports %d verdicts written, want %d", s.Verdicts, total)
+	if s := r.Stats(); s.Written[sinks.KindVerdict] != total {
+		t.Errorf("the sink reports %d verdicts written, want %d", s.Written[sinks.KindVerdict], total)
 	}
 	ch.Restart(t, 0)
 	waitFor(t, time.Minute, "replica 0 to fetch what it missed", func() (bool, string) {
