@@ -28,6 +28,7 @@ type composeFile struct {
 
 type service struct {
 	Image       string            `yaml:"image"`
+	Profiles    []string          `yaml:"profiles"`
 	Build       yaml.Node         `yaml:"build"`
 	Entrypoint  yaml.Node         `yaml:"entrypoint"`
 	Command     yaml.Node         `yaml:"command"`
@@ -156,15 +157,18 @@ func moduleRoot(t *testing.T) string {
 
 // loadCompose runs `docker-compose config` on the repository's compose file
 // and parses its normalized output.
-func loadCompose(t *testing.T, root string) composeFile {
+func loadCompose(t *testing.T, root string, profiles ...string) composeFile {
 	t.Helper()
+	for i := len(profiles) - 1; i >= 0; i-- {
+		profiles = slices.Insert(profiles, i, "--profile")
+	}
 	bin, err := exec.LookPath("docker-compose")
 	if err != nil {
 		t.Fatalf("docker-compose is not installed (%v): run ./scripts/deps.sh (or `make test`, which runs it) to install Debian's docker-compose package", err)
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, "-f", filepath.Join(root, "docker-compose.yml"), "config")
+	cmd := exec.CommandContext(ctx, bin, append([]string{"-f", filepath.Join(root, "docker-compose.yml")}, append(profiles, "config")...)...)
 	cmd.Dir = root
 	// Values the file takes from the environment must come from its own
 	// defaults, not from whoever runs the test.

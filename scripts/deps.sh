@@ -6,9 +6,11 @@
 # python3-confluent-kafka (real-client tests), chromium (the headless
 # browser that drives the web dashboard in e2e/web_test.go), npm (fetches
 # the ClickHouse 26.x engine of the conformance tests, internal/chdb),
-# prometheus (promtool, which checks deploy/prometheus) and
+# prometheus (promtool, which checks deploy/prometheus),
 # prometheus-alertmanager (the real Alertmanager of the alerts tests; with
-# systemd, Debian also enables both as services, which the tests do not use).
+# systemd, Debian also enables both as services, which the tests do not use)
+# and zookeeper (the coordination service of the test ClickHouse clusters,
+# internal/testing/chtest).
 set -euo pipefail
 
 need=()
@@ -23,6 +25,7 @@ command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>
 command -v npm >/dev/null 2>&1 || need+=(npm)
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 command -v prometheus-alertmanager >/dev/null 2>&1 || command -v alertmanager >/dev/null 2>&1 || need+=(prometheus-alertmanager)
+[ -e /usr/share/java/zookeeper.jar ] && command -v java >/dev/null 2>&1 || need+=(zookeeper)
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0

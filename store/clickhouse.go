@@ -15,6 +15,12 @@
 // The SQL kaudit sends runs on ClickHouse 18.16 (Debian's package) and on
 // modern releases. On 18.16, write rows with conn.PrepareBatch and an
 // explicit column list; an Exec of "INSERT ... VALUES" never returns there.
+//
+// On a ClickHouse cluster (Config.Cluster) the tables are Distributed
+// tables under the usual names over replicated <table>_local tables on
+// every node (Schema.Local); queries name them by placeholders that
+// Query.For resolves for one server or a cluster, and connections opened by
+// Open insert synchronously (docs/clickhouse-cluster.md).
 package store
 
 import (
@@ -23,6 +29,7 @@ import (
 	"crypto/tls"
 	"database/sql"
 	"fmt"
+	"maps"
 	"math"
 	"strings"
 	"time"
@@ -64,6 +71,67 @@ type Config struct {
 	DialTimeout time.Duration
 	// Protocol is ProtocolNative (the default) or ProtocolHTTP.
 	Protocol string
+
+	// Cluster is the name of the ClickHouse cluster (remote_servers) that
+	// holds kaudit's tables; empty means one server. On a cluster the
+	// migrations create, ON CLUSTER, Replicated*MergeTree tables named
+	// <table>_local on every node and Distributed tables under the usual
+	// names over them (docs/clickhouse-cluster.md), and every connection
+	// inserts synchronously (insert_distributed_sync = 1: an insert
+	// returns once every shard has its rows).
+	Cluster string
+	// ReplicaPath is the ZooKeeper path of each local table on a
+	// cluster: {database} and {table} are replaced by kaudit, the
+	// server's macros ({shard}, {replica}, {uuid}) by ClickHouse. Empty
+	// means DefaultReplicaPath, or DefaultReplicaPathUUID on servers
+	// whose databases are Atomic (20.10 and later).
+	ReplicaPath string
+	// DDLTimeout bounds how long a statement ON CLUSTER waits for every
+	// node to run it (distributed_ddl_task_timeout; whole seconds). A node
+	// that is down runs it from the distributed DDL queue when it is back.
+	// Zero leaves the server's (180 s).
+	DDLTimeout time.Duration
+}
+
+// Replica paths of Config.ReplicaPath.
+const (
+	DefaultReplicaPath     = "/clickhouse/tables/{shard}/{database}/{table}"
+	DefaultReplicaPathUUID = "/clickhouse/tables/{uuid}/{shard}"
+)
+
+// LocalSuffix ends the name of a table's local part on a cluster: the
+// Distributed table events reads and writes events_local on every shard.
+const LocalSuffix = "_local"
+
+// Schema says where kaudit's tables are: a database on one server, or on
+// every node of a cluster.
+type Schema struct {
+	Database string
+	// Cluster is empty for one server.
+	Cluster string
+}
+
+// Schema returns where c's tables are (after defaults).
+func (c Config) Schema() Schema {
+	return Schema{Database: cmp.Or(c.Database, DefaultDatabase), Cluster: strings.TrimSpace(c.Cluster)}
+}
+
+// Local is the name of table's local part: table itself on one server,
+// table + LocalSuffix on a cluster.
+func (s Schema) Local(table string) string {
+	if s.Cluster == "" {
+		return table
+	}
+	return table + LocalSuffix
+}
+
+// OnCluster is the ON CLUSTER clause of a DDL statement on s (with a
+// leading space), "" on one server.
+func (s Schema) OnCluster() string {
+	if s.Cluster == "" {
+		return ""
+	}
+	return " ON CLUSTER " + QuoteIdent(s.Cluster)
 }
 
 // WithDefaults returns c with its zero fields set to the defaults.
@@ -73,7 +141,17 @@ func (c Config) WithDefaults() Config {
 	c.User = cmp.Or(c.User, DefaultUser)
 	c.DialTimeout = cmp.Or(c.DialTimeout, DefaultDialTimeout)
 	c.Protocol = cmp.Or(c.Protocol, ProtocolNative)
+	c.Cluster = strings.TrimSpace(c.Cluster)
 	return c
+}
+
+// clusterSettings are the settings of every connection to a cluster
+// (integers: clickhouse-go sends 18.16 no other type).
+var clusterSettings = map[string]any{
+	// An insert into a Distributed table returns once every shard has
+	// written its rows (or fails): the sink commits its Kafka offsets only
+	// then, and retries the whole batch otherwise.
+	"insert_distributed_sync": 1,
 }
 
 // Options returns the clickhouse-go options for c (after defaults).
@@ -98,6 +176,13 @@ func (c Config) Options() *clickhouse.Options {
 			Password: c.Password,
 		},
 		DialTimeout: c.DialTimeout,
+	}
+	if c.Cluster != "" {
+		o.Settings = clickhouse.Settings{}
+		maps.Copy(o.Settings, clusterSettings)
+		if c.DDLTimeout > 0 {
+			o.Settings["distributed_ddl_task_timeout"] = max(int(c.DDLTimeout/time.Second), 1)
+		}
 	}
 	if c.TLS {
 		o.TLS = &tls.Config{MinVersion: tls.VersionTLS12}
@@ -154,6 +239,12 @@ func (c Config) check() error {
 func QuoteIdent(name string) string {
 	r := strings.NewReplacer(`\`, `\\`, "`", "\\`")
 	return "`" + r.Replace(name) + "`"
+}
+
+// QuoteString quotes s as an SQL string literal.
+func QuoteString(s string) string {
+	r := strings.NewReplacer(`\`, `\\`, `'`, `\'`)
+	return "'" + r.Replace(s) + "'"
 }
 
 // Table returns the quoted name database.table.

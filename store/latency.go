@@ -51,20 +51,21 @@ func LatencyBucketValue(key uint32) float64 {
 	return float64(m<<s) + float64((uint64(1)<<s)-1)/2
 }
 
-// latencyKeyColumns returns SELECT-list items computing the histogram key of
-// the latency column col (Int64 microseconds) as <prefix>_key, with
-// helper aliases <prefix>_v, _e0, _e, _s. ⌊log2 v⌋ comes from log2 and is
-// corrected with exact integer comparisons, so a float rounding on either
-// side of a power of two cannot move a value to another bucket. Values are
-// clamped to 2^61 so that 2^(e+1) stays a positive Int64 (bitShiftLeft
-// returns Int64 on 26.x).
-func latencyKeyColumns(col, prefix string) string {
+// latencyKey returns an SQL expression of type UInt32: the histogram key of
+// the latency column col (Int64 microseconds), with helper aliases
+// <prefix>_v, _e0, _s defined inside it (so that it can be the argument of
+// an aggregate function: the rollups aggregate straight over deliveries,
+// which on a cluster lets every shard aggregate its own rows). ⌊log2 v⌋
+// comes from log2 and is corrected with exact integer comparisons, so a
+// float rounding on either side of a power of two cannot move a value to
+// another bucket. Values are clamped to 2^61 so that 2^(e+1) stays a
+// positive Int64 (bitShiftLeft returns Int64 on 26.x).
+func latencyKey(col, prefix string) string {
 	return strings.NewReplacer("$c", col, "$p", prefix).Replace(
-		`least(greatest($c, 0), toInt64(2305843009213693952)) AS $p_v,
-		toInt64(log2(greatest($p_v, 1))) AS $p_e0,
-		$p_e0 - (bitShiftLeft(toUInt64(1), $p_e0) > $p_v) + (bitShiftLeft(toUInt64(1), $p_e0 + 1) <= $p_v) AS $p_e,
-		greatest($p_e - 7, 0) AS $p_s,
-		toUInt32($p_s * 256 + bitShiftRight($p_v, $p_s)) AS $p_key`)
+		`toUInt32((greatest(` +
+			`(toInt64(log2(greatest(least(greatest($c, 0), toInt64(2305843009213693952)) AS $p_v, 1))) AS $p_e0)` +
+			` - (bitShiftLeft(toUInt64(1), $p_e0) > $p_v) + (bitShiftLeft(toUInt64(1), $p_e0 + 1) <= $p_v) - 7, 0) AS $p_s)` +
+			` * 256 + bitShiftRight($p_v, $p_s))`)
 }
 
 // LatencyQuantilesSQL returns an SQL expression of type Array(Float64): the

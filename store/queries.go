@@ -9,14 +9,23 @@ import (
 
 // Query is one SQL statement kaudit sends to ClickHouse outside the
 // migrations and the sink's inserts, registered by name. Its text names
-// tables by placeholders ({events}, {deliveries}, {rollup}, {alerts},
-// {slo_status}, {admin_audit}, {client_traffic}) that SQL replaces with the
-// quoted tables of a database. Values reach it only as bound ? parameters.
+// tables by placeholders that For replaces for a Schema:
+//
+//   - {events}, {deliveries}, {rollup}, {alerts}, {slo_status},
+//     {admin_audit}, {client_traffic}: the tables the product reads and
+//     writes (on a cluster, the Distributed tables);
+//   - {events_local}, ..., {client_traffic_local}: their local parts (the
+//     same tables on one server), for DDL such as DROP PARTITION;
+//   - {on_cluster}: " ON CLUSTER `name`" on a cluster, "" on one server;
+//   - {parts}: system.parts, or cluster('name', system.parts) (the parts
+//     of one replica of every shard).
+//
+// Values reach it only as bound ? parameters.
 //
 // Every such statement is a registered Query, so that the conformance tests
-// can enumerate them: they run each on ClickHouse 18.16 and 26.x over the
-// same rows and fail on a registered Query they did not run, and on a
-// statement they saw that is not registered.
+// can enumerate them: they run each on ClickHouse 18.16 (one server and a
+// cluster) and 26.x over the same rows and fail on a registered Query they
+// did not run, and on a statement they saw that is not registered.
 type Query struct {
 	Name string
 	text string
@@ -55,15 +64,24 @@ func Queries() []*Query {
 	return out
 }
 
-// SQL is the statement for database db.
-func (q *Query) SQL(db string) string {
-	return strings.NewReplacer(
-		"{events}", Table(db, EventsTable),
-		"{deliveries}", Table(db, DeliveriesTable),
-		"{rollup}", Table(db, RollupTable),
-		"{alerts}", Table(db, AlertsTable),
-		"{slo_status}", Table(db, SLOStatusTable),
-		"{admin_audit}", Table(db, AdminAuditTable),
-		"{client_traffic}", Table(db, ClientTrafficTable),
-	).Replace(q.text)
+// SQL is the statement for database db on one server.
+func (q *Query) SQL(db string) string { return q.For(Schema{Database: db}) }
+
+// For is the statement for the tables of s.
+func (q *Query) For(s Schema) string {
+	pairs := []string{"{on_cluster}", s.OnCluster(), "{parts}", "system.parts"}
+	if s.Cluster != "" {
+		pairs[3] = "cluster(" + QuoteString(s.Cluster) + ", system.parts)"
+	}
+	for _, t := range placeholders {
+		pairs = append(pairs, "{"+t.name+"}", Table(s.Database, t.table), "{"+t.name+"_local}", Table(s.Database, s.Local(t.table)))
+	}
+	return strings.NewReplacer(pairs...).Replace(q.text)
+}
+
+// placeholders name kaudit's tables in a Query's text.
+var placeholders = []struct{ name, table string }{
+	{"events", EventsTable}, {"deliveries", DeliveriesTable}, {"rollup", RollupTable},
+	{"alerts", AlertsTable}, {"slo_status", SLOStatusTable},
+	{"admin_audit", AdminAuditTable}, {"client_traffic", ClientTrafficTable},
 }

@@ -1,9 +1,12 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
@@ -15,7 +18,7 @@ var RetentionTables = []string{EventsTable, DeliveriesTable, RollupTable, AdminA
 
 var (
 	qPartitions = NewQuery("store.retention.partitions", `SELECT table, partition_id, sum(rows)
-		FROM system.parts
+		FROM {parts}
 		WHERE database = ? AND has(?, table) AND active
 		GROUP BY table, partition_id
 		ORDER BY table, partition_id`)
@@ -23,14 +26,12 @@ var (
 )
 
 func init() {
-	for _, t := range RetentionTables {
-		qDropPartition[t] = NewQuery("store.retention.drop_partition."+t, "ALTER TABLE {"+placeholder[t]+"} DROP PARTITION ID ?")
+	for _, p := range placeholders {
+		if slices.Contains(RetentionTables, p.table) {
+			qDropPartition[p.table] = NewQuery("store.retention.drop_partition."+p.table, "ALTER TABLE {"+p.name+"_local}{on_cluster} DROP PARTITION ID ?")
+		}
 	}
 }
-
-// placeholder is a table's placeholder in a Query's text.
-var placeholder = map[string]string{EventsTable: "events", DeliveriesTable: "deliveries", RollupTable: "rollup",
-	AdminAuditTable: "admin_audit", ClientTrafficTable: "client_traffic"}
 
 // Partition is one day partition of a kaudit table.
 type Partition struct {
@@ -42,16 +43,32 @@ type Partition struct {
 	Rows uint64
 }
 
-// DropBefore drops the partitions of RetentionTables whose whole day lies
-// before cutoff (the day ends at or before cutoff), with ALTER TABLE ...
-// DROP PARTITION ID, and returns them. With dryRun it only returns them.
-// So with cutoff = now - 30 days, between 30 and 31 days of data remain.
+// DropBefore drops the partitions of RetentionTables in s whose whole day
+// lies before cutoff (the day ends at or before cutoff), with ALTER TABLE
+// ... DROP PARTITION ID, and returns them. With dryRun it only returns
+// them. So with cutoff = now - 30 days, between 30 and 31 days of data
+// remain.
+//
+// On a cluster it lists the partitions of the local tables of every shard
+// and drops them ON CLUSTER (for replicated tables ClickHouse runs the
+// drop on one replica per shard and replicates it); Rows then adds up the
+// shards. A node that is down gets the drop from the distributed DDL queue
+// when it is back, but the statement fails after
+// distributed_ddl_task_timeout (180 s by default): the Retainer retries at
+// its next interval.
 //
 // Partitions whose ID is not a date are left alone. Modern servers refuse
 // to drop a partition larger than max_partition_size_to_drop (50 GB by
 // default); the error says so.
-func DropBefore(ctx context.Context, conn driver.Conn, db string, cutoff time.Time, dryRun bool) ([]Partition, error) {
-	rows, err := conn.Query(ctx, qPartitions.SQL(db), db, RetentionTables)
+func DropBefore(ctx context.Context, conn driver.Conn, s Schema, cutoff time.Time, dryRun bool) ([]Partition, error) {
+	db := s.Database
+	product := map[string]string{}
+	var locals []string
+	for _, t := range RetentionTables {
+		product[s.Local(t)] = t
+		locals = append(locals, s.Local(t))
+	}
+	rows, err := conn.Query(ctx, qPartitions.For(s), db, locals)
 	if err != nil {
 		return nil, fmt.Errorf("report: list partitions of %s: %w", db, err)
 	}
@@ -62,6 +79,7 @@ func DropBefore(ctx context.Context, conn driver.Conn, db string, cutoff time.Ti
 			rows.Close()
 			return nil, fmt.Errorf("report: list partitions of %s: %w", db, err)
 		}
+		p.Table = product[p.Table]
 		day, ok := partitionDay(p.ID)
 		if !ok || day.Add(24*time.Hour).After(cutoff) {
 			continue
@@ -74,12 +92,16 @@ func DropBefore(ctx context.Context, conn driver.Conn, db string, cutoff time.Ti
 	if err != nil {
 		return nil, fmt.Errorf("report: list partitions of %s: %w", db, err)
 	}
+	// (By the product's names: local names sort differently.)
+	slices.SortFunc(old, func(a, b Partition) int {
+		return cmp.Or(strings.Compare(a.Table, b.Table), strings.Compare(a.ID, b.ID))
+	})
 	if dryRun {
 		return old, nil
 	}
 	for i, p := range old {
-		if err := conn.Exec(ctx, qDropPartition[p.Table].SQL(db), p.ID); err != nil {
-			return old[:i], fmt.Errorf("report: drop partition %s of %s.%s: %w", p.ID, db, p.Table, err)
+		if err := conn.Exec(ctx, qDropPartition[p.Table].For(s), p.ID); err != nil {
+			return old[:i], fmt.Errorf("report: drop partition %s of %s.%s: %w", p.ID, db, s.Local(p.Table), err)
 		}
 	}
 	return old, nil
@@ -104,20 +126,20 @@ func partitionDay(id string) (time.Time, bool) {
 
 // Retainer drops old day partitions periodically (kaudit web --retention).
 type Retainer struct {
-	conn driver.Conn
-	db   string
-	keep time.Duration
-	log  *slog.Logger
-	now  func() time.Time
+	conn   driver.Conn
+	schema Schema
+	keep   time.Duration
+	log    *slog.Logger
+	now    func() time.Time
 }
 
-// NewRetainer returns a Retainer keeping keep of history in db; log may be
-// nil.
-func NewRetainer(conn driver.Conn, db string, keep time.Duration, log *slog.Logger) *Retainer {
+// NewRetainer returns a Retainer keeping keep of history in the tables of
+// s; log may be nil.
+func NewRetainer(conn driver.Conn, s Schema, keep time.Duration, log *slog.Logger) *Retainer {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Retainer{conn: conn, db: db, keep: keep, log: log, now: time.Now}
+	return &Retainer{conn: conn, schema: s, keep: keep, log: log, now: time.Now}
 }
 
 // Run drops the partitions older than the kept history now and then every
@@ -127,7 +149,7 @@ func (r *Retainer) Run(ctx context.Context, every time.Duration) error {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
-		parts, err := DropBefore(ctx, r.conn, r.db, r.now().Add(-r.keep), false)
+		parts, err := DropBefore(ctx, r.conn, r.schema, r.now().Add(-r.keep), false)
 		for _, p := range parts {
 			r.log.Info("retention dropped partition", "table", p.Table, "partition", p.ID, "rows", p.Rows)
 		}

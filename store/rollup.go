@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"strings"
 	"sync"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"github.com/kaudit/kaudit/codecs"
@@ -23,7 +25,7 @@ const CauseAuditGap = "audit_gap"
 var (
 	qServerNow   = NewQuery("store.refresh.now", `SELECT now()`)
 	qLastRefresh = NewQuery("store.refresh.last", `SELECT max(refreshed_at), max(version) FROM {rollup}`)
-	qNewParts    = NewQuery("store.refresh.new_parts", `SELECT name FROM system.parts
+	qNewParts    = NewQuery("store.refresh.new_parts", `SELECT DISTINCT name FROM {parts}
 		WHERE database = ? AND table = ? AND active AND modification_time >= toDateTime(?)`)
 	qDirtyMinutes = NewQuery("store.refresh.dirty_minutes", `SELECT DISTINCT toUInt32(toStartOfMinute(first_seen)) AS m
 		FROM {deliveries} WHERE inserted_at >= toDateTime(?) ORDER BY m`)
@@ -32,22 +34,17 @@ var (
 	qRecompute = NewQuery("store.refresh.recompute", `INSERT INTO {rollup} (minute, topic, consumer_group, messages,
 		delivered, lost, audit_gap, late, duplicate, produce_failed, unaudited_producer, corrupted,
 		ack_known, e2e_known, ack_hist_keys, ack_hist_counts, e2e_hist_keys, e2e_hist_counts, version, refreshed_at)
-	SELECT m, topic, consumer_group, count(),
+	SELECT toStartOfMinute(first_seen) AS m, topic, consumer_group, count(),
 		countIf(status = ?), countIf(status = ? AND cause != ?), countIf(status = ? AND cause = ?),
 		countIf(status = ?), countIf(status = ?), countIf(status = ?), countIf(status = ?), countIf(status = ?),
 		countIf(ack_latency_us >= 0), countIf(e2e_latency_us >= 0),
-		tupleElement(sumMapIf([ack_key], [toUInt64(1)], ack_latency_us >= 0), 1),
-		tupleElement(sumMapIf([ack_key], [toUInt64(1)], ack_latency_us >= 0), 2),
-		tupleElement(sumMapIf([e2e_key], [toUInt64(1)], e2e_latency_us >= 0), 1),
-		tupleElement(sumMapIf([e2e_key], [toUInt64(1)], e2e_latency_us >= 0), 2),
+		tupleElement(sumMapIf([`+latencyKey("ack_latency_us", "ack")+`], [toUInt64(1)], ack_latency_us >= 0) AS ack_h, 1),
+		tupleElement(ack_h, 2),
+		tupleElement(sumMapIf([`+latencyKey("e2e_latency_us", "e2e")+`], [toUInt64(1)], e2e_latency_us >= 0) AS e2e_h, 1),
+		tupleElement(e2e_h, 2),
 		toUInt64(?), toDateTime(?)
-	FROM (
-		SELECT toStartOfMinute(first_seen) AS m, topic, consumer_group, status, cause, ack_latency_us, e2e_latency_us,
-		`+latencyKeyColumns("ack_latency_us", "ack")+`,
-		`+latencyKeyColumns("e2e_latency_us", "e2e")+`
-		FROM {deliveries} FINAL
-		WHERE first_seen >= toDateTime(?) AND first_seen < toDateTime(?)
-	)
+	FROM {deliveries} FINAL
+	WHERE first_seen >= toDateTime(?) AND first_seen < toDateTime(?)
 	GROUP BY m, topic, consumer_group`)
 )
 
@@ -82,6 +79,9 @@ type RefresherConfig struct {
 	// rows, to cover inserts that were in flight while the previous pass
 	// read (default DefaultRefreshSlack); whole seconds.
 	Slack time.Duration
+	// Cluster is the ClickHouse cluster of the tables (store.Config's);
+	// empty for one server.
+	Cluster string
 	// Logger receives a debug line per pass; nil discards.
 	Logger *slog.Logger
 }
@@ -104,9 +104,22 @@ type RefresherConfig struct {
 // Passes of one Refresher are serialized. Several processes may refresh the
 // same database: each pass computes complete minutes, and the newest
 // version of a minute wins.
+//
+// On a cluster the same statements read and write the Distributed tables:
+// every version of a delivery row is on the shard of its correlation ID,
+// so FINAL on each shard sees them all, and the partial aggregates of the
+// shards (counts, sumMap histograms) add up exactly. The new parts are
+// those of the local tables of every shard (cluster(..., system.parts));
+// the rollup rows are inserted synchronously on their shards. With several
+// replicas per shard, the parts listed are those of one replica per shard
+// (ClickHouse's load_balancing picks it): a row that reaches that replica
+// more than Slack after its insert (written to another replica while this
+// one was down, fetched later) is missed until its minute changes again
+// (docs/clickhouse-cluster.md).
 type Refresher struct {
 	conn  driver.Conn
 	db    string
+	s     Schema
 	slack time.Duration
 	log   *slog.Logger
 
@@ -140,6 +153,7 @@ func NewRefresher(conn driver.Conn, cfg RefresherConfig) *Refresher {
 	return &Refresher{
 		conn:  conn,
 		db:    db,
+		s:     Schema{Database: db, Cluster: strings.TrimSpace(cfg.Cluster)},
 		slack: cmp.Or(cfg.Slack, DefaultRefreshSlack),
 		log:   log,
 	}
@@ -185,15 +199,18 @@ func (r *Refresher) Run(ctx context.Context, every time.Duration) error {
 
 func (r *Refresher) refresh(ctx context.Context) (RefreshStats, error) {
 	began := time.Now()
+	if r.s.Cluster != "" {
+		ctx = clickhouse.Context(ctx, clickhouse.WithSettings(clusterSettings))
+	}
 	var st RefreshStats
 	var now time.Time
-	if err := r.conn.QueryRow(ctx, qServerNow.SQL(r.db)).Scan(&now); err != nil {
+	if err := r.conn.QueryRow(ctx, qServerNow.For(r.s)).Scan(&now); err != nil {
 		return st, fmt.Errorf("report: refresh %s: read server time: %w", r.db, err)
 	}
 	if !r.loaded {
 		var last time.Time
 		var version uint64
-		if err := r.conn.QueryRow(ctx, qLastRefresh.SQL(r.db)).Scan(&last, &version); err != nil {
+		if err := r.conn.QueryRow(ctx, qLastRefresh.For(r.s)).Scan(&last, &version); err != nil {
 			return st, fmt.Errorf("report: refresh %s: read previous refresh: %w", r.db, err)
 		}
 		if last.Unix() > 0 {
@@ -253,7 +270,7 @@ func (r *Refresher) dirtyMinutes(ctx context.Context) ([]int64, int, error) {
 			args = append(args, parts)
 		}
 	}
-	rows, err := r.conn.Query(ctx, q.SQL(r.db), args...)
+	rows, err := r.conn.Query(ctx, q.For(r.s), args...)
 	if err != nil {
 		return nil, 0, fmt.Errorf("report: refresh %s: find changed minutes: %w", r.db, err)
 	}
@@ -274,7 +291,7 @@ func (r *Refresher) dirtyMinutes(ctx context.Context) ([]int64, int, error) {
 
 // newParts lists the active deliveries parts modified at or after from.
 func (r *Refresher) newParts(ctx context.Context, from time.Time) ([]string, error) {
-	rows, err := r.conn.Query(ctx, qNewParts.SQL(r.db), r.db, DeliveriesTable, UnixSeconds(from))
+	rows, err := r.conn.Query(ctx, qNewParts.For(r.s), r.db, r.s.Local(DeliveriesTable), UnixSeconds(from))
 	if err != nil {
 		return nil, fmt.Errorf("report: refresh %s: list new parts: %w", r.db, err)
 	}
@@ -318,7 +335,7 @@ func (r *Refresher) recompute(ctx context.Context, from, to int64, now time.Time
 		codecs.StatusUnauditedProducer.String(), codecs.StatusCorrupted.String(),
 		r.version, UnixSeconds(now), from, min(to, math.MaxUint32),
 	}
-	if err := r.conn.Exec(ctx, qRecompute.SQL(r.db), args...); err != nil {
+	if err := r.conn.Exec(ctx, qRecompute.For(r.s), args...); err != nil {
 		return fmt.Errorf("report: refresh %s: recompute %s to %s: %w", r.db,
 			time.Unix(from, 0).UTC().Format(time.DateTime), time.Unix(to, 0).UTC().Format(time.DateTime), err)
 	}

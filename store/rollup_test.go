@@ -380,7 +380,7 @@ func TestDropBefore(t *testing.T) {
 	// Keep 30 days: the days 40 and 31 ago end before the cutoff; the
 	// day 30 days ago ends after it.
 	cutoff := now.Add(-30 * 24 * time.Hour)
-	dry, err := store.DropBefore(ctx, conn, db, cutoff, true)
+	dry, err := store.DropBefore(ctx, conn, store.Schema{Database: db}, cutoff, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -396,7 +396,7 @@ func TestDropBefore(t *testing.T) {
 	if n := count("deliveries"); n != 5 {
 		t.Errorf("dry run dropped rows: %d deliveries left", n)
 	}
-	dropped, err := store.DropBefore(ctx, conn, db, cutoff, false)
+	dropped, err := store.DropBefore(ctx, conn, store.Schema{Database: db}, cutoff, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -408,7 +408,7 @@ func TestDropBefore(t *testing.T) {
 			t.Errorf("%s: %d rows after DropBefore, want %d", table, got, n)
 		}
 	}
-	if again, err := store.DropBefore(ctx, conn, db, cutoff, false); err != nil || len(again) != 0 {
+	if again, err := store.DropBefore(ctx, conn, store.Schema{Database: db}, cutoff, false); err != nil || len(again) != 0 {
 		t.Errorf("second DropBefore: %v, %v", again, err)
 	}
 }

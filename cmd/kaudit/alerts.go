@@ -107,7 +107,7 @@ func (c *alertsCmd) Run() error {
 		Notifiers:    notifiers,
 		DashboardURL: c.DashboardURL,
 		Samples:      c.Samples,
-		Refresher:    store.NewRefresher(conn, store.RefresherConfig{Database: cfg.Database, Logger: log}),
+		Refresher:    store.NewRefresher(conn, store.RefresherConfig{Database: cfg.Database, Cluster: cfg.Cluster, Logger: log}),
 		Interval:     c.Every,
 		Logger:       log,
 	})

@@ -49,7 +49,7 @@ func (c *reportCmd) Run() error {
 		return report.FormatAdminAudit(os.Stdout, rows)
 	}
 	if !c.NoRefresh {
-		r := store.NewRefresher(conn, store.RefresherConfig{Database: cfg.Database})
+		r := store.NewRefresher(conn, store.RefresherConfig{Database: cfg.Database, Cluster: cfg.Cluster})
 		if _, err := r.Refresh(ctx); err != nil {
 			return fmt.Errorf("%w (--no-refresh reads the rollups as they are)", err)
 		}

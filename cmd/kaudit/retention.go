@@ -28,7 +28,7 @@ func (c *retentionCmd) Run() error {
 	}
 	defer conn.Close()
 	cutoff := time.Now().Add(-time.Duration(c.Keep))
-	parts, err := store.DropBefore(ctx, conn, cfg.Database, cutoff, c.DryRun)
+	parts, err := store.DropBefore(ctx, conn, cfg.Schema(), cutoff, c.DryRun)
 	verb := "dropped"
 	if c.DryRun {
 		verb = "would drop"

@@ -35,7 +35,7 @@ func (c *webCmd) Run() error {
 		return err
 	}
 	defer conn.Close()
-	ref := store.NewRefresher(conn, store.RefresherConfig{Database: cfg.Database, Logger: log})
+	ref := store.NewRefresher(conn, store.RefresherConfig{Database: cfg.Database, Cluster: cfg.Cluster, Logger: log})
 	srv, err := web.New(conn, web.Config{
 		Database:   cfg.Database,
 		Refresher:  ref,
@@ -58,7 +58,7 @@ func (c *webCmd) Run() error {
 	}
 	if c.Retention > 0 {
 		g.Go(func() error {
-			return store.NewRetainer(conn, cfg.Database, time.Duration(c.Retention), log).Run(ctx, time.Hour)
+			return store.NewRetainer(conn, cfg.Schema(), time.Duration(c.Retention), log).Run(ctx, time.Hour)
 		})
 	}
 	return g.Wait()

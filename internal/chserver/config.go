@@ -19,6 +19,29 @@ type serverConfig struct {
 	XMLDir   string // Dir, escaped for XML text
 	TCPPort  int
 	HTTPPort int
+	// Node is set for a cluster node.
+	Node *nodeConfig
+}
+
+// nodeConfig is a cluster node's part of config.xml, XML-escaped.
+type nodeConfig struct {
+	InterserverPort int
+	ZooKeeperHost   string
+	ZooKeeperPort   int
+	Macros          []kv
+	Clusters        []clusterConfig
+}
+
+type kv struct{ K, V string }
+
+type clusterConfig struct {
+	Name   string
+	Shards [][]hostPort
+}
+
+type hostPort struct {
+	Host string
+	Port int
 }
 
 // The config keeps only what a local, single-user server needs: no
@@ -57,6 +80,30 @@ var configTemplate = template.Must(template.New("config.xml").Parse(`<?xml versi
     <mark_cache_size>268435456</mark_cache_size>
     <uncompressed_cache_size>268435456</uncompressed_cache_size>
     <mlock_executable>false</mlock_executable>
+{{- with .Node}}
+    <interserver_http_port>{{.InterserverPort}}</interserver_http_port>
+    <interserver_http_host>127.0.0.1</interserver_http_host>
+    <zookeeper>
+        <node><host>{{.ZooKeeperHost}}</host><port>{{.ZooKeeperPort}}</port></node>
+        <session_timeout_ms>10000</session_timeout_ms>
+    </zookeeper>
+    <macros>{{range .Macros}}<{{.K}}>{{.V}}</{{.K}}>{{end}}</macros>
+    <remote_servers>
+{{- range .Clusters}}
+        <{{.Name}}>
+{{- range .Shards}}
+            <shard>
+                <internal_replication>true</internal_replication>
+{{- range .}}
+                <replica><host>{{.Host}}</host><port>{{.Port}}</port></replica>
+{{- end}}
+            </shard>
+{{- end}}
+        </{{.Name}}>
+{{- end}}
+    </remote_servers>
+    <distributed_ddl><path>/clickhouse/task_queue/ddl</path></distributed_ddl>
+{{- end}}
 </{{.Root}}>
 `))
 

@@ -15,4 +15,10 @@
 // and with the multi-call binary of modern releases ("clickhouse server").
 // Ensure installs Debian's package when no binary is found and the process
 // runs as root. Tests use the chtest subpackage.
+//
+// For local clusters (the test kit's), Options.Node makes a server a
+// cluster node (ZooKeeper, macros, remote_servers, the distributed DDL
+// queue, an interserver port), StartZooKeeper runs Debian's zookeeper
+// package as a standalone server, and Server.Kill ends a node as a crash
+// would.
 package chserver

@@ -3,15 +3,19 @@ package chserver
 import (
 	"cmp"
 	"context"
+	"encoding/xml"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -48,6 +52,83 @@ type Options struct {
 	// TCPPort and HTTPPort fix the ports on 127.0.0.1 (to restart a server
 	// where its clients expect it); zero picks free ports.
 	TCPPort, HTTPPort int
+	// Node, if set, makes the server a node of ClickHouse clusters: it
+	// uses a ZooKeeper (replicated tables, the distributed DDL queue), has
+	// macros, remote_servers and an interserver port for replicas to fetch
+	// parts. Nil: a single server, configured as before.
+	Node *Node
+}
+
+// Node is a cluster node's configuration.
+type Node struct {
+	// ZooKeeper is host:port.
+	ZooKeeper string
+	// Macros are the node's macros, e.g. shard and replica.
+	Macros map[string]string
+	// Clusters are the node's remote_servers.
+	Clusters []Cluster
+	// InterserverPort fixes the interserver HTTP port (on 127.0.0.1);
+	// zero picks a free one.
+	InterserverPort int
+}
+
+// Cluster is one entry of remote_servers: shards of replicas (native
+// protocol host:port), internally replicated.
+type Cluster struct {
+	Name   string
+	Shards [][]string
+}
+
+var xmlName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// config returns the node's part of config.xml.
+func (n *Node) config(interserverPort int) (*nodeConfig, error) {
+	esc := func(s string) string {
+		var b strings.Builder
+		_ = xml.EscapeText(&b, []byte(s))
+		return b.String()
+	}
+	hp := func(addr string) (hostPort, error) {
+		h, p, err := net.SplitHostPort(addr)
+		if err != nil {
+			return hostPort{}, fmt.Errorf("chserver: address %q: %w", addr, err)
+		}
+		port, err := strconv.Atoi(p)
+		if err != nil {
+			return hostPort{}, fmt.Errorf("chserver: port of %q: %w", addr, err)
+		}
+		return hostPort{Host: esc(h), Port: port}, nil
+	}
+	zk, err := hp(n.ZooKeeper)
+	if err != nil {
+		return nil, err
+	}
+	c := &nodeConfig{InterserverPort: interserverPort, ZooKeeperHost: zk.Host, ZooKeeperPort: zk.Port}
+	for _, k := range slices.Sorted(maps.Keys(n.Macros)) {
+		if !xmlName.MatchString(k) {
+			return nil, fmt.Errorf("chserver: macro name %q is not an XML name", k)
+		}
+		c.Macros = append(c.Macros, kv{k, esc(n.Macros[k])})
+	}
+	for _, cl := range n.Clusters {
+		if !xmlName.MatchString(cl.Name) {
+			return nil, fmt.Errorf("chserver: cluster name %q is not an XML name", cl.Name)
+		}
+		cc := clusterConfig{Name: cl.Name}
+		for _, shard := range cl.Shards {
+			var rs []hostPort
+			for _, r := range shard {
+				a, err := hp(r)
+				if err != nil {
+					return nil, err
+				}
+				rs = append(rs, a)
+			}
+			cc.Shards = append(cc.Shards, rs)
+		}
+		c.Clusters = append(c.Clusters, cc)
+	}
+	return c, nil
 }
 
 // Server is a running ClickHouse server process (or, from External, a
@@ -130,7 +211,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 
 	const attempts = 3
 	for attempt := 1; ; attempt++ {
-		ports, err := freePorts(2)
+		ports, err := freePorts(3)
 		if err != nil {
 			cleanupDir(dir, removeDir)
 			return nil, err
@@ -142,6 +223,17 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		if opts.HTTPPort != 0 {
 			ports[1] = opts.HTTPPort
 		}
+		var node *nodeConfig
+		if opts.Node != nil {
+			fixed = fixed || opts.Node.InterserverPort != 0
+			if opts.Node.InterserverPort != 0 {
+				ports[2] = opts.Node.InterserverPort
+			}
+			if node, err = opts.Node.config(ports[2]); err != nil {
+				cleanupDir(dir, removeDir)
+				return nil, err
+			}
+		}
 		s := &Server{
 			addr:        net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[0])),
 			httpAddr:    net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[1])),
@@ -150,7 +242,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 			stopTimeout: cmp.Or(opts.StopTimeout, DefaultStopTimeout),
 			log:         log,
 		}
-		cfg, err := writeConfig(serverConfig{Root: root, Dir: dir, TCPPort: ports[0], HTTPPort: ports[1]})
+		cfg, err := writeConfig(serverConfig{Root: root, Dir: dir, TCPPort: ports[0], HTTPPort: ports[1], Node: node})
 		if err != nil {
 			cleanupDir(dir, removeDir)
 			return nil, err
@@ -287,6 +379,27 @@ func (s *Server) Done() <-chan struct{} { return s.done }
 func (s *Server) Stop() error {
 	s.stopOnce.Do(func() { s.stopErr = s.stop() })
 	return s.stopErr
+}
+
+// Kill ends the server with SIGKILL, as a crash would, and waits for it to
+// exit; its directory is kept when it was given (Options.Dir), so a new
+// Start on it (with the same ports) brings the node back with its data.
+// Stop after Kill does nothing.
+func (s *Server) Kill() {
+	s.stopOnce.Do(func() {
+		if s.cmd == nil {
+			return
+		}
+		defer cleanupDir(s.dir, s.removeDir)
+		select {
+		case <-s.done:
+			return
+		default:
+		}
+		_ = s.cmd.Process.Kill()
+		<-s.done
+		s.log.Info("clickhouse server killed", "addr", s.addr)
+	})
 }
 
 func (s *Server) stop() error {

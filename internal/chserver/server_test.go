@@ -232,3 +232,33 @@ func TestEnsureFindsInstalledBinary(t *testing.T) {
 		t.Errorf("Find() = %q, %v; Ensure gave %q", f, err, p)
 	}
 }
+
+// ZooKeeper starts from Debian's package, serves clients on its port and
+// stops, removing its temporary directory.
+func TestZooKeeperStartStop(t *testing.T) {
+	itest.Integration(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	began := time.Now()
+	zk, err := chserver.StartZooKeeper(ctx, chserver.ZooKeeperOptions{Logger: testLogger(t), Install: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("zookeeper started in %s", time.Since(began).Round(time.Millisecond))
+	c, err := net.Dial("tcp", zk.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = c.Write([]byte("srvr"))
+	out, _ := io.ReadAll(c)
+	c.Close()
+	if !strings.Contains(string(out), "Mode: standalone") {
+		t.Errorf("srvr: %q", out)
+	}
+	if err := zk.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := net.DialTimeout("tcp", zk.Addr(), time.Second); err == nil {
+		t.Error("zookeeper still listens after Stop")
+	}
+}

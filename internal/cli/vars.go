@@ -4,6 +4,7 @@ import (
 	"github.com/alecthomas/kong"
 
 	"github.com/kaudit/kaudit/audit"
+	"github.com/kaudit/kaudit/store"
 )
 
 // Vars are the kong variables that flag defaults refer to
@@ -15,5 +16,8 @@ func Vars() kong.Vars {
 		"verdicts_topic":     audit.DefaultVerdictsTopic,
 		"dlq_topic":          audit.DefaultDLQTopic,
 		"expectations_topic": audit.DefaultExpectationsTopic,
+
+		"default_replica_path":      store.DefaultReplicaPath,
+		"default_replica_path_uuid": store.DefaultReplicaPathUUID,
 	}
 }

@@ -37,6 +37,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"github.com/kaudit/kaudit/sinks"
@@ -68,6 +69,14 @@ type Config struct {
 	Migrate bool
 	// PingTimeout bounds Ping (default 2s).
 	PingTimeout time.Duration
+	// Distributed says the tables are Distributed tables of a ClickHouse
+	// cluster (store.Config.Cluster; Dial sets it from there): every
+	// insert then waits until each shard has written its rows
+	// (insert_distributed_sync = 1), so a batch is accepted only when all
+	// of it is stored; otherwise it fails and is written again (a shard
+	// that had its part already keeps one copy: replicated inserts drop a
+	// repeated block, ReplacingMergeTree collapses the rest).
+	Distributed bool
 }
 
 // Sink writes batches to ClickHouse. It is safe for concurrent use: each
@@ -106,6 +115,7 @@ func New(conn driver.Conn, cfg Config) *Sink {
 func Dial(sc store.Config, cfg Config) *Sink {
 	sc = sc.WithDefaults()
 	cfg.OwnsConn = true
+	cfg.Distributed = cfg.Distributed || sc.Cluster != ""
 	s := newSink(cfg, cmp.Or(cfg.Database, sc.Database))
 	sc.Database = s.database
 	s.dial = &sc
@@ -204,6 +214,7 @@ func (s *Sink) WriteColumns(ctx context.Context, b *Batch) error {
 		return fmt.Errorf("clickhouse sink: %w", sinks.ErrNotConnected)
 	}
 	began := time.Now()
+	ctx = s.insertContext(ctx)
 	if err := b.Events.Insert(ctx, conn, s.database); err != nil {
 		return err
 	}
@@ -232,7 +243,15 @@ func Insert[T any](ctx context.Context, s *Sink, rows *Rows[T]) error {
 	if conn == nil {
 		return fmt.Errorf("clickhouse sink: %w", sinks.ErrNotConnected)
 	}
-	return rows.Insert(ctx, conn, s.database)
+	return rows.Insert(s.insertContext(ctx), conn, s.database)
+}
+
+// insertContext is ctx with the settings of s's inserts.
+func (s *Sink) insertContext(ctx context.Context) context.Context {
+	if !s.cfg.Distributed {
+		return ctx
+	}
+	return clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings{"insert_distributed_sync": 1}))
 }
 
 // Columnar returns s as the sink of columnar batches (WriteColumns), for a

@@ -47,7 +47,7 @@ func TestHistogramBucketsOnBothEngines(t *testing.T) {
 			if err := chsink.New(conn, chsink.Config{Database: cfg.Database}).WriteBatch(ctx, &sinks.Batch{Verdicts: vs}); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := store.NewRefresher(conn, store.RefresherConfig{Database: cfg.Database}).Refresh(ctx); err != nil {
+			if _, err := store.NewRefresher(conn, store.RefresherConfig{Database: cfg.Database, Cluster: cfg.Cluster}).Refresh(ctx); err != nil {
 				t.Fatal(err)
 			}
 			var keys []uint32

@@ -14,12 +14,14 @@ package migrations
 
 import (
 	"context"
+	"database/sql"
 	"embed"
 	"fmt"
 	"io/fs"
 	"log/slog"
 	"path/filepath"
 
+	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/pressly/goose/v3"
 
 	"github.com/kaudit/kaudit/store"
@@ -102,7 +104,19 @@ func createDatabase(ctx context.Context, cfg store.Config) error {
 		return fmt.Errorf("migrations: %w", err)
 	}
 	defer conn.Close()
-	if err := conn.Exec(ctx, "CREATE DATABASE IF NOT EXISTS "+store.QuoteIdent(cfg.Database)); err != nil {
+	if cfg.Cluster != "" {
+		// ON CLUSTER waits for every node: skip it when the database is
+		// there (a sink restarting while a node is down must not wait).
+		var n uint64
+		if err := conn.QueryRow(ctx, "SELECT count() FROM system.databases WHERE name = ?", cfg.Database).Scan(&n); err != nil {
+			return fmt.Errorf("migrations: look for database %s: %w", cfg.Database, err)
+		}
+		if n > 0 {
+			return nil
+		}
+	}
+	q := "CREATE DATABASE IF NOT EXISTS " + store.QuoteIdent(cfg.Database) + cfg.Schema().OnCluster()
+	if err := conn.Exec(ctx, q); err != nil {
 		return fmt.Errorf("migrations: create database %s: %w", cfg.Database, err)
 	}
 	return nil
@@ -111,15 +125,26 @@ func createDatabase(ctx context.Context, cfg store.Config) error {
 // newProvider returns a goose provider on cfg.Database; closing it closes
 // its database handle.
 func newProvider(ctx context.Context, cfg store.Config) (*goose.Provider, error) {
-	st, err := newStore()
+	db, err := openDB(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
-	db, err := store.OpenDB(ctx, cfg)
-	if err != nil {
-		return nil, fmt.Errorf("migrations: %w", err)
+	var fsys fs.FS = files
+	var spec *clusterSpec
+	if cfg.Cluster != "" {
+		s, err := newClusterSpec(ctx, db, cfg)
+		if err != nil {
+			_ = db.Close()
+			return nil, err
+		}
+		spec, fsys = &s, clusterFS{base: files, spec: s}
 	}
-	p, err := goose.NewProvider(goose.DialectCustom, db, files,
+	st, err := newStore(spec)
+	if err != nil {
+		_ = db.Close()
+		return nil, err
+	}
+	p, err := goose.NewProvider(goose.DialectCustom, db, fsys,
 		goose.WithStore(st),
 		goose.WithDisableGlobalRegistry(true),
 	)
@@ -128,6 +153,56 @@ func newProvider(ctx context.Context, cfg store.Config) (*goose.Provider, error)
 		return nil, fmt.Errorf("migrations: goose: %w", err)
 	}
 	return p, nil
+}
+
+// openDB opens goose's handle on cfg.
+func openDB(ctx context.Context, cfg store.Config) (*sql.DB, error) {
+	if cfg.Cluster == "" {
+		db, err := store.OpenDB(ctx, cfg)
+		if err != nil {
+			return nil, fmt.Errorf("migrations: %w", err)
+		}
+		return db, nil
+	}
+	opts := cfg.Options()
+	// The version table is replicated, and replicated tables drop an
+	// inserted block identical to a recent one: a version applied, rolled
+	// back and applied again within a second would not be recorded the
+	// second time.
+	opts.Settings["insert_deduplicate"] = 0
+	db := clickhouse.OpenDB(opts)
+	if err := db.PingContext(ctx); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("migrations: ping %s (database %q, user %q): %w", cfg.Addr, cfg.Database, cfg.User, err)
+	}
+	return db, nil
+}
+
+// newClusterSpec describes cfg's cluster. Without Config.ReplicaPath the
+// path depends on the database's engine: Atomic databases (the default of
+// ClickHouse 20.10 and later) keep a dropped table until later, so a table
+// recreated at once needs a new path ({uuid}); 18.16's Ordinary databases
+// drop at once, and have no {uuid}.
+func newClusterSpec(ctx context.Context, db *sql.DB, cfg store.Config) (clusterSpec, error) {
+	s := clusterSpec{database: cfg.Database, cluster: cfg.Cluster, replicaPath: cfg.ReplicaPath}
+	var n uint64
+	if err := db.QueryRowContext(ctx, "SELECT count() FROM system.clusters WHERE cluster = ?", cfg.Cluster).Scan(&n); err != nil {
+		return s, fmt.Errorf("migrations: look for cluster %s: %w", cfg.Cluster, err)
+	}
+	if n == 0 {
+		return s, fmt.Errorf("migrations: the server at %s has no cluster %q in its remote_servers", cfg.Addr, cfg.Cluster)
+	}
+	if s.replicaPath == "" {
+		var engine string
+		if err := db.QueryRowContext(ctx, "SELECT engine FROM system.databases WHERE name = ?", cfg.Database).Scan(&engine); err != nil {
+			return s, fmt.Errorf("migrations: engine of database %s: %w", cfg.Database, err)
+		}
+		s.replicaPath = store.DefaultReplicaPath
+		if engine == "Atomic" {
+			s.replicaPath = store.DefaultReplicaPathUUID
+		}
+	}
+	return s, nil
 }
 
 func orDiscard(log *slog.Logger) *slog.Logger {

@@ -9,6 +9,8 @@ import (
 
 	"github.com/pressly/goose/v3/database"
 	"github.com/pressly/goose/v3/database/dialect"
+
+	"github.com/kaudit/kaudit/store"
 )
 
 // VersionTable is goose's version table, in the migrated database. Its
@@ -28,18 +30,29 @@ const VersionTable = "goose_db_version"
 //     fallback probes the table with a SELECT that fails when it is
 //     missing, and on 18.16 a database/sql connection is unusable after a
 //     server error.
-type querier struct{}
+//
+// On a cluster (spec set) the version table is created ON CLUSTER as one
+// ReplicatedMergeTree whose ZooKeeper path has no shard: every node is a
+// replica of the same table (replica {shard}-{replica}), so a version is
+// recorded once and every node reads the same history; a DELETE is
+// replicated to every replica.
+type querier struct{ spec *clusterSpec }
 
 var _ dialect.QuerierExtender = querier{}
 
-func (querier) CreateTable(table string) string {
-	return `CREATE TABLE IF NOT EXISTS ` + table + ` (
+func (q querier) CreateTable(table string) string {
+	on, engine := "", "MergeTree()"
+	if q.spec != nil {
+		on = q.spec.onCluster()
+		engine = "ReplicatedMergeTree(" + store.QuoteString(q.spec.versionPath()) + ", '{shard}-{replica}')"
+	}
+	return `CREATE TABLE IF NOT EXISTS ` + table + on + ` (
 		version_id Int64,
 		is_applied UInt8,
 		date Date DEFAULT now(),
 		tstamp DateTime DEFAULT now()
 	)
-	ENGINE = MergeTree()
+	ENGINE = ` + engine + `
 	ORDER BY (version_id)`
 }
 
@@ -74,16 +87,20 @@ func (querier) TableExists(table string) string {
 type versionStore struct {
 	database.Store
 	poll time.Duration
+	// replicated: the version table is replicated, and a replicated
+	// mutation reaches system.mutations only once the replica has pulled it
+	// from ZooKeeper, so Delete also waits until the row is gone.
+	replicated bool
 }
 
 var _ database.StoreExtender = (*versionStore)(nil)
 
-func newStore() (*versionStore, error) {
-	s, err := database.NewStoreFromQuerier(VersionTable, querier{})
+func newStore(spec *clusterSpec) (*versionStore, error) {
+	s, err := database.NewStoreFromQuerier(VersionTable, querier{spec: spec})
 	if err != nil {
 		return nil, fmt.Errorf("migrations: version store: %w", err)
 	}
-	return &versionStore{Store: s, poll: 50 * time.Millisecond}, nil
+	return &versionStore{Store: s, poll: 50 * time.Millisecond, replicated: spec != nil}, nil
 }
 
 func (s *versionStore) TableExists(ctx context.Context, db database.DBTxConn) (bool, error) {
@@ -99,10 +116,16 @@ func (s *versionStore) Delete(ctx context.Context, db database.DBTxConn, version
 		return err
 	}
 	const pending = `SELECT count() FROM system.mutations WHERE database = currentDatabase() AND table = $1 AND is_done = 0`
+	left := `SELECT count() FROM ` + VersionTable + ` WHERE version_id = $1`
 	for {
 		var n uint64
 		if err := db.QueryRowContext(ctx, pending, VersionTable).Scan(&n); err != nil {
 			return fmt.Errorf("wait for deletion of version %d: %w", version, err)
+		}
+		if n == 0 && s.replicated {
+			if err := db.QueryRowContext(ctx, left, version).Scan(&n); err != nil {
+				return fmt.Errorf("wait for deletion of version %d: %w", version, err)
+			}
 		}
 		if n == 0 {
 			return nil

@@ -150,7 +150,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 
 	// 4b. The web dashboard (it refreshes the rollups when a page loads).
-	stopWeb := startWeb(ctx, cfg, conn, chcfg.Database)
+	stopWeb := startWeb(ctx, cfg, conn, chcfg.Schema())
 	defer stopWeb()
 	al, err := startAlerts(ctx, cfg, conn, chcfg.Database, exp) // alerts.go
 	if err != nil {
@@ -247,7 +247,7 @@ wait:
 
 	// 6. The summary, from ClickHouse.
 	sctx := context.WithoutCancel(ctx)
-	if _, err := store.NewRefresher(conn, store.RefresherConfig{Database: chcfg.Database, Logger: log}).Refresh(sctx); err != nil {
+	if _, err := store.NewRefresher(conn, store.RefresherConfig{Database: chcfg.Database, Cluster: chcfg.Cluster, Logger: log}).Refresh(sctx); err != nil {
 		return fmt.Errorf("demo: refresh rollups: %w", err)
 	}
 	rows, err := report.Overview(sctx, conn, chcfg.Database, report.Filter{Since: start})
@@ -308,6 +308,7 @@ func clickhouse(ctx context.Context, cfg Config, chcfg *store.Config) (conn driv
 	}
 	fmt.Fprintf(out, "clickhouse: started local clickhouse-server %s at %s (data in %s)\n", srv.Version(), srv.Addr(), dir)
 	chcfg.Addr = srv.Addr()
+	chcfg.Cluster = "" // one local server
 	probe := *chcfg
 	probe.Database = "default"
 	if conn, err = store.Open(ctx, probe); err != nil {
@@ -319,13 +320,14 @@ func clickhouse(ctx context.Context, cfg Config, chcfg *store.Config) (conn driv
 
 // startWeb serves the dashboard on cfg.WebAddr until the returned function
 // is called; a port in use only costs the dashboard.
-func startWeb(ctx context.Context, cfg Config, conn driver.Conn, db string) func() {
+func startWeb(ctx context.Context, cfg Config, conn driver.Conn, schema store.Schema) func() {
+	db := schema.Database
 	addr := cmp.Or(cfg.WebAddr, web.DefaultAddr)
 	if addr == "off" {
 		return func() {}
 	}
 	srv, err := web.New(conn, web.Config{Database: db, Logger: cfg.Logger, AutoReload: 10 * time.Second,
-		Refresher: store.NewRefresher(conn, store.RefresherConfig{Database: db, Logger: cfg.Logger})})
+		Refresher: store.NewRefresher(conn, store.RefresherConfig{Database: db, Cluster: schema.Cluster, Logger: cfg.Logger})})
 	if err == nil {
 		var ln net.Listener
 		if ln, err = net.Listen("tcp", addr); err == nil {

@@ -10,6 +10,11 @@
 // cached on first use) and reached through ClickHouse's HTTP interface
 // (store.ProtocolHTTP). One engine per test binary, under Main/Run or not.
 //
+// StartCluster, SharedCluster and NewClusterDatabase give a ClickHouse
+// cluster: Debian's ZooKeeper and two 18.16 server processes, as two
+// shards (ShardedCluster) or two replicas of one shard
+// (ReplicatedCluster).
+//
 //	func TestMain(m *testing.M) { chtest.Main(m) }
 //
 //	func TestWrite(t *testing.T) {
@@ -82,6 +87,17 @@ func Run(m *testing.M) int {
 	shared.mu.Unlock()
 	if srv != nil {
 		if err := srv.Stop(); err != nil {
+			fmt.Fprintln(os.Stderr, "chtest:", err)
+			if code == 0 {
+				code = 1
+			}
+		}
+	}
+	sharedCluster.mu.Lock()
+	cl := sharedCluster.c
+	sharedCluster.mu.Unlock()
+	if cl != nil {
+		if err := cl.Stop(); err != nil {
 			fmt.Fprintln(os.Stderr, "chtest:", err)
 			if code == 0 {
 				code = 1
@@ -202,18 +218,22 @@ func NewModernDatabase(t testing.TB) store.Config {
 	return store.Config{Addr: srv.Addr(), Database: name, Protocol: store.ProtocolHTTP}
 }
 
-// Engine is one ClickHouse version to run a test on.
+// Engine is one ClickHouse version (and layout) to run a test on.
 type Engine struct {
-	// Name is the version family, "18.16" or "26.x".
+	// Name is the version family, "18.16" or "26.x", and " cluster" for
+	// kaudit's tables on a cluster.
 	Name string
 	// NewDatabase makes a fresh database on it for the test.
 	NewDatabase func(testing.TB) store.Config
 }
 
-// Engines are the ClickHouse versions kaudit is tested on: Debian's 18.16
-// server (Start) and the 26.x engine (Modern).
+// Engines are the ClickHouse versions and layouts kaudit is tested on:
+// Debian's 18.16 server (Start), the 26.x engine (Modern), and a cluster
+// of two 18.16 servers with two shards (NewClusterDatabase: kaudit's
+// tables replicated and Distributed). The first is the reference the
+// others are compared with.
 func Engines() []Engine {
-	return []Engine{{"18.16", NewDatabase}, {"26.x", NewModernDatabase}}
+	return []Engine{{"18.16", NewDatabase}, {"26.x", NewModernDatabase}, {"18.16 cluster", NewClusterDatabase}}
 }
 
 // Open connects to cfg and closes the connection when the test ends.

@@ -2,9 +2,11 @@ package chtest_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kaudit/kaudit/internal/testing/chtest"
 	"github.com/kaudit/kaudit/store"
@@ -82,4 +84,69 @@ func TestEngines(t *testing.T) {
 			}
 		})
 	}
+}
+
+// The test cluster: both nodes know both clusters, have their own macros,
+// replicate through the ZooKeeper, and a killed node comes back with its
+// data.
+func TestCluster(t *testing.T) {
+	c := chtest.StartCluster(t)
+	ctx := context.Background()
+	cfg := c.NewDatabase(t, chtest.ReplicatedCluster)
+	for i := range chtest.ClusterNodes {
+		conn := chtest.Open(t, store.Config{Addr: c.NodeAddr(i), Database: "default"})
+		var layout string
+		if err := conn.QueryRow(ctx, `SELECT arrayStringConcat(groupArray(concat(cluster, ':', toString(shard_num), '.', toString(replica_num))), ' ')
+			FROM (SELECT * FROM system.clusters WHERE cluster LIKE 'kaudit_%' ORDER BY cluster, shard_num, replica_num)`).Scan(&layout); err != nil {
+			t.Fatal(err)
+		}
+		if want := chtest.ReplicatedCluster + ":1.1 " + chtest.ReplicatedCluster + ":1.2 " + chtest.ShardedCluster + ":1.1 " + chtest.ShardedCluster + ":2.1"; layout != want {
+			t.Errorf("node %d: clusters %q, want %q", i, layout, want)
+		}
+		var shard, replica string
+		if err := conn.QueryRow(ctx, "SELECT anyIf(substitution, macro = 'shard'), anyIf(substitution, macro = 'replica') FROM system.macros").Scan(&shard, &replica); err != nil {
+			t.Fatal(err)
+		}
+		if shard != fmt.Sprintf("%02d", i+1) || replica != fmt.Sprintf("n%d", i) {
+			t.Errorf("node %d: macros shard %q replica %q", i, shard, replica)
+		}
+	}
+	admin := chtest.Open(t, cfg)
+	if err := admin.Exec(ctx, "CREATE TABLE t ON CLUSTER "+cfg.Cluster+" (x UInt32) ENGINE = ReplicatedMergeTree('/clickhouse/tables/test/"+cfg.Database+"/t', '{replica}') ORDER BY x"); err != nil {
+		t.Fatal(err)
+	}
+	if err := admin.Exec(ctx, "INSERT INTO t SELECT number FROM system.numbers LIMIT 100"); err != nil {
+		t.Fatal(err)
+	}
+	count := func(i int) (uint64, error) {
+		conn, err := store.Open(ctx, store.Config{Addr: c.NodeAddr(i), Database: cfg.Database})
+		if err != nil {
+			return 0, err
+		}
+		defer conn.Close()
+		var n uint64
+		err = conn.QueryRow(ctx, "SELECT count() FROM t").Scan(&n)
+		return n, err
+	}
+	waitCount := func(i int, want uint64) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			n, err := count(i)
+			if err == nil && n == want {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("node %d: %d rows (%v), want %d", i, n, err, want)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	waitCount(1, 100) // replicated
+	c.Kill(1)
+	if _, err := count(1); err == nil {
+		t.Fatal("node 1 answers after Kill")
+	}
+	c.Restart(t, 1)
+	waitCount(1, 100)
 }
