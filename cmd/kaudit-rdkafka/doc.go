@@ -33,7 +33,7 @@
 // # What it reports
 //
 //   - on_send (application thread, inside produce()): the message gets the
-//     header correlation_id, a random version 4 UUID like kgoaudit's, unless
+//     header correlation_id, a time-ordered version 7 UUID like kgoaudit's, unless
 //     it has a non-empty one already (kept: the trail continues); its other
 //     headers are kept.
 //   - on_acknowledgement (librdkafka's broker threads): one KindProduce

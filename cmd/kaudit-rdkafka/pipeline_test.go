@@ -23,7 +23,7 @@ import (
 	"github.com/kaudit/kaudit/store/migrations"
 )
 
-var uuidV4 = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
+var uuidV7 = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
 
 // TestKcatAndPythonDelivered is the plugin's acceptance test: clients no
 // one here wrote, loading the pluginLib(t), against a kfake broker, through the
@@ -127,8 +127,8 @@ func TestKcatAndPythonDelivered(t *testing.T) {
 	}
 	for id, m := range byID {
 		own := strings.HasPrefix(id, "py-fixed-")
-		if !own && !uuidV4.MatchString(id) {
-			t.Errorf("correlation ID %q of %q is not a lowercase UUID v4", id, m.value)
+		if !own && !uuidV7.MatchString(id) {
+			t.Errorf("correlation ID %q of %q is not a lowercase UUID v7", id, m.value)
 		}
 		if own != (strings.HasPrefix(m.value, "python message ") && id == "py-fixed-"+strings.Fields(m.value)[2]) {
 			t.Errorf("message %q has correlation ID %q", m.value, id)

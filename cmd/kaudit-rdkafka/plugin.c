@@ -7,9 +7,10 @@
  *
  * The message callbacks run entirely in C: on_send adds the header;
  * on_acknowledgement and on_consume read the message into a fixed-size
- * record (ring.c) that the client's Go reader takes in batches. IDs come
- * from a per-thread xoshiro256** generator seeded with getrandom(2) and
- * re-seeded in a forked child.
+ * record (ring.c) that the client's Go reader takes in batches. IDs are
+ * time-ordered UUIDs (version 7) whose random bits come from a per-thread
+ * xoshiro256** generator seeded with getrandom(2) and re-seeded in a
+ * forked child.
  */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -112,14 +113,22 @@ static uint64_t rng_next(void) {
 	return out;
 }
 
+/* A time-ordered (version 7, RFC 9562) UUID, as audit.PutCorrelationID
+ * makes them: 48 bits of Unix milliseconds, then random bits. */
 void kaudit_new_id(char *dst) {
 	static const char hex[] = "0123456789abcdef";
 	uint8_t u[16];
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	uint64_t ms = (uint64_t)ts.tv_sec * 1000ULL + (uint64_t)ts.tv_nsec / 1000000ULL;
 	uint64_t a = rng_next(), b = rng_next();
-	memcpy(u, &a, 8);
+	for (int i = 0; i < 6; i++)
+		u[i] = (uint8_t)(ms >> (40 - 8 * i));
+	u[6] = (uint8_t)a;
+	u[7] = (uint8_t)(a >> 8);
 	memcpy(u + 8, &b, 8);
-	u[6] = (uint8_t)((u[6] & 0x0f) | 0x40); /* version 4 */
-	u[8] = (uint8_t)((u[8] & 0x3f) | 0x80); /* RFC 4122 variant */
+	u[6] = (uint8_t)((u[6] & 0x0f) | 0x70); /* version 7 */
+	u[8] = (uint8_t)((u[8] & 0x3f) | 0x80); /* RFC 9562 variant */
 	int j = 0;
 	for (int i = 0; i < 16; i++) {
 		if (i == 4 || i == 6 || i == 8 || i == 10)

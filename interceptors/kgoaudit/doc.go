@@ -22,7 +22,7 @@
 //
 //   - Produce: in OnProduceRecordBuffered (inside Produce, on the caller's
 //     goroutine) the record gets a header correlation_id holding a random
-//     UUID v4, unless it already has a non-empty one, which is kept (so
+//     UUID v7 (time-ordered), unless it already has a non-empty one, which is kept (so
 //     trails started upstream continue). The hooks never write into the
 //     application's header slice, which may be shared between records: a
 //     record with headers gets a new slice with the ID added, one without

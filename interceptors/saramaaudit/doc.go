@@ -37,7 +37,7 @@
 //
 //   - Produce (AsyncProducer, goka): when sarama's dispatcher takes the
 //     message from Input(), before partitioning, the message gets a
-//     correlation_id header holding a random UUID v4 unless it has a
+//     correlation_id header holding a time-ordered UUID v7 unless it has a
 //     non-empty one, which is kept, and the send time is noted (retries do
 //     not change either). When sarama returns the message, one KindProduce
 //     event: send and ack times, partition, offset, record timestamp,

@@ -237,12 +237,23 @@ func (st *tableStorage) Open() error {
 	st.mu.Lock()
 	st.db = db
 	st.mu.Unlock()
-	n, err := st.count()
+	// Count the stored trails in the background, on the iterator's snapshot
+	// of this instant: writes from now on add to trails on their own, so
+	// the sum is right once the count is in (a table of 10 M trails takes
+	// seconds to count, and goka waits for Open).
+	it, err := st.newIter(&pebble.IterOptions{LowerBound: []byte{nsData}, UpperBound: []byte{nsData + 1}})
 	if err != nil {
 		_ = st.Close()
 		return fmt.Errorf("correlator storage: count %s: %w", st.path, err)
 	}
-	st.trails.Store(n)
+	go func() {
+		defer st.releaseIter(it)
+		var n int64
+		for ok := it.First(); ok; ok = it.Next() {
+			n++
+		}
+		st.trails.Add(n)
+	}()
 	st.owner.mu.Lock()
 	st.owner.open[st.partition] = st
 	st.owner.mu.Unlock()
@@ -674,20 +685,6 @@ func (st *tableStorage) oldestPending(into map[[2]string]int64) error {
 		ok = it.SeekGE(next)
 	}
 	return it.Error()
-}
-
-// count returns the number of trails (for tests and statistics).
-func (st *tableStorage) count() (int64, error) {
-	it, err := st.newIter(&pebble.IterOptions{LowerBound: []byte{nsData}, UpperBound: []byte{nsData + 1}})
-	if err != nil {
-		return 0, err
-	}
-	defer st.releaseIter(it)
-	var n int64
-	for ok := it.First(); ok; ok = it.Next() {
-		n++
-	}
-	return n, it.Error()
 }
 
 // quietLogger sends Pebble's informational logs nowhere; its errors and

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"testing"
+	"time"
 )
 
 func openTestStorage(t *testing.T, dir string) (*storages, *tableStorage) {
@@ -142,6 +143,9 @@ func TestStorageReopen(t *testing.T) {
 	}
 	if got := visit(t, ss, st, 20); !slices.Equal(got, []string{"x"}) {
 		t.Errorf("due after reopen: %v", got)
+	}
+	for deadline := time.Now().Add(5 * time.Second); st.trails.Load() != 1 && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond) // the count runs in the background
 	}
 	if st.trails.Load() != 1 {
 		t.Errorf("trails %d after reopen", st.trails.Load())
