@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+
+	"github.com/kaudit/kaudit/internal/wire"
 )
 
 // Field numbers of Verdict in audit.proto.
@@ -47,38 +49,38 @@ func AppendVerdict(b []byte, v *Verdict) []byte {
 	if v == nil {
 		return b
 	}
-	b = slices.Grow(b, vdFields*maxScalar+len(v.CorrelationID)+len(v.Topic)+
+	b = slices.Grow(b, vdFields*wire.MaxScalar+len(v.CorrelationID)+len(v.Topic)+
 		len(v.Group)+len(v.Cause)+len(v.ProducerClient)+len(v.ProducerHost)+
 		len(v.ProduceError)+len(v.ConsumerClient)+len(v.ConsumerHost))
-	b = appendVarint(b, vdVersion, uint64(v.Version))
-	b = appendString(b, vdCorrelationID, v.CorrelationID)
-	b = appendString(b, vdTopic, v.Topic)
-	b = appendString(b, vdGroup, v.Group)
-	b = appendVarint(b, vdStatus, uint64(v.Status))
-	b = appendString(b, vdCause, v.Cause)
-	b = appendVarint(b, vdSeq, v.Seq)
-	b = appendSint(b, vdPartition, int64(v.Partition))
-	b = appendSint(b, vdOffset, v.Offset)
-	b = appendString(b, vdProducerClient, v.ProducerClient)
-	b = appendString(b, vdProducerHost, v.ProducerHost)
-	b = appendFixed64(b, vdSendNs, uint64(v.SendNs))
-	b = appendFixed64(b, vdAckNs, uint64(v.AckNs))
-	b = appendString(b, vdProduceError, v.ProduceError)
-	b = appendSint(b, vdPayloadSize, int64(v.PayloadSize))
-	b = appendString(b, vdConsumerClient, v.ConsumerClient)
-	b = appendString(b, vdConsumerHost, v.ConsumerHost)
-	b = appendSint(b, vdConsumePartition, int64(v.ConsumePartition))
-	b = appendSint(b, vdConsumeOffset, v.ConsumeOffset)
-	b = appendFixed64(b, vdFirstConsumeNs, uint64(v.FirstConsumeNs))
-	b = appendFixed64(b, vdLastConsumeNs, uint64(v.LastConsumeNs))
-	b = appendVarint(b, vdConsumeCount, uint64(v.ConsumeCount))
-	b = appendSint(b, vdAckLatencyUs, v.AckLatencyUs)
-	b = appendSint(b, vdE2ELatencyUs, v.E2ELatencyUs)
-	b = appendFixed64(b, vdFirstSeenNs, uint64(v.FirstSeenNs))
-	b = appendFixed64(b, vdDecidedNs, uint64(v.DecidedNs))
-	b = appendVarint(b, vdExpected, boolBit(v.Expected))
-	b = appendVarint(b, vdLearned, boolBit(v.Learned))
-	b = appendFixed64(b, vdDeadlineNs, uint64(v.DeadlineNs))
+	b = wire.AppendVarint(b, vdVersion, uint64(v.Version))
+	b = wire.AppendString(b, vdCorrelationID, v.CorrelationID)
+	b = wire.AppendString(b, vdTopic, v.Topic)
+	b = wire.AppendString(b, vdGroup, v.Group)
+	b = wire.AppendVarint(b, vdStatus, uint64(v.Status))
+	b = wire.AppendString(b, vdCause, v.Cause)
+	b = wire.AppendVarint(b, vdSeq, v.Seq)
+	b = wire.AppendSint(b, vdPartition, int64(v.Partition))
+	b = wire.AppendSint(b, vdOffset, v.Offset)
+	b = wire.AppendString(b, vdProducerClient, v.ProducerClient)
+	b = wire.AppendString(b, vdProducerHost, v.ProducerHost)
+	b = wire.AppendFixed64(b, vdSendNs, uint64(v.SendNs))
+	b = wire.AppendFixed64(b, vdAckNs, uint64(v.AckNs))
+	b = wire.AppendString(b, vdProduceError, v.ProduceError)
+	b = wire.AppendSint(b, vdPayloadSize, int64(v.PayloadSize))
+	b = wire.AppendString(b, vdConsumerClient, v.ConsumerClient)
+	b = wire.AppendString(b, vdConsumerHost, v.ConsumerHost)
+	b = wire.AppendSint(b, vdConsumePartition, int64(v.ConsumePartition))
+	b = wire.AppendSint(b, vdConsumeOffset, v.ConsumeOffset)
+	b = wire.AppendFixed64(b, vdFirstConsumeNs, uint64(v.FirstConsumeNs))
+	b = wire.AppendFixed64(b, vdLastConsumeNs, uint64(v.LastConsumeNs))
+	b = wire.AppendVarint(b, vdConsumeCount, uint64(v.ConsumeCount))
+	b = wire.AppendSint(b, vdAckLatencyUs, v.AckLatencyUs)
+	b = wire.AppendSint(b, vdE2ELatencyUs, v.E2ELatencyUs)
+	b = wire.AppendFixed64(b, vdFirstSeenNs, uint64(v.FirstSeenNs))
+	b = wire.AppendFixed64(b, vdDecidedNs, uint64(v.DecidedNs))
+	b = wire.AppendVarint(b, vdExpected, boolBit(v.Expected))
+	b = wire.AppendVarint(b, vdLearned, boolBit(v.Learned))
+	b = wire.AppendFixed64(b, vdDeadlineNs, uint64(v.DeadlineNs))
 	return b
 }
 
@@ -91,75 +93,75 @@ func UnmarshalVerdict(b []byte, v *Verdict) error {
 		return errors.New("codecs: UnmarshalVerdict into nil *Verdict")
 	}
 	*v = Verdict{}
-	d := decoder{msg: b}
-	for d.more() {
-		num, typ, err := d.tag()
+	d := wire.NewDecoder(b)
+	for d.More() {
+		num, typ, err := d.Tag()
 		if err != nil {
-			return fmt.Errorf("codecs: verdict tag at byte %d: %w", d.off, err)
+			return fmt.Errorf("codecs: verdict tag at byte %d: %w", d.Offset(), err)
 		}
 		switch num {
 		case vdVersion:
-			v.Version, err = d.uint32(typ)
+			v.Version, err = d.Uint32(typ)
 		case vdCorrelationID:
-			v.CorrelationID, err = d.string(typ)
+			v.CorrelationID, err = d.String(typ)
 		case vdTopic:
-			v.Topic, err = d.string(typ)
+			v.Topic, err = d.String(typ)
 		case vdGroup:
-			v.Group, err = d.string(typ)
+			v.Group, err = d.String(typ)
 		case vdStatus:
 			var s uint8
-			s, err = d.enum(typ)
+			s, err = d.Enum(typ)
 			v.Status = Status(s)
 		case vdCause:
-			v.Cause, err = d.string(typ)
+			v.Cause, err = d.String(typ)
 		case vdSeq:
-			v.Seq, err = d.uint64(typ)
+			v.Seq, err = d.Varint(typ)
 		case vdPartition:
-			v.Partition, err = d.sint32(typ)
+			v.Partition, err = d.Sint32(typ)
 		case vdOffset:
-			v.Offset, err = d.sint64(typ)
+			v.Offset, err = d.Sint64(typ)
 		case vdProducerClient:
-			v.ProducerClient, err = d.string(typ)
+			v.ProducerClient, err = d.String(typ)
 		case vdProducerHost:
-			v.ProducerHost, err = d.string(typ)
+			v.ProducerHost, err = d.String(typ)
 		case vdSendNs:
-			v.SendNs, err = d.sfixed64(typ)
+			v.SendNs, err = d.Sfixed64(typ)
 		case vdAckNs:
-			v.AckNs, err = d.sfixed64(typ)
+			v.AckNs, err = d.Sfixed64(typ)
 		case vdProduceError:
-			v.ProduceError, err = d.string(typ)
+			v.ProduceError, err = d.String(typ)
 		case vdPayloadSize:
-			v.PayloadSize, err = d.sint32(typ)
+			v.PayloadSize, err = d.Sint32(typ)
 		case vdConsumerClient:
-			v.ConsumerClient, err = d.string(typ)
+			v.ConsumerClient, err = d.String(typ)
 		case vdConsumerHost:
-			v.ConsumerHost, err = d.string(typ)
+			v.ConsumerHost, err = d.String(typ)
 		case vdConsumePartition:
-			v.ConsumePartition, err = d.sint32(typ)
+			v.ConsumePartition, err = d.Sint32(typ)
 		case vdConsumeOffset:
-			v.ConsumeOffset, err = d.sint64(typ)
+			v.ConsumeOffset, err = d.Sint64(typ)
 		case vdFirstConsumeNs:
-			v.FirstConsumeNs, err = d.sfixed64(typ)
+			v.FirstConsumeNs, err = d.Sfixed64(typ)
 		case vdLastConsumeNs:
-			v.LastConsumeNs, err = d.sfixed64(typ)
+			v.LastConsumeNs, err = d.Sfixed64(typ)
 		case vdConsumeCount:
-			v.ConsumeCount, err = d.uint32(typ)
+			v.ConsumeCount, err = d.Uint32(typ)
 		case vdAckLatencyUs:
-			v.AckLatencyUs, err = d.sint64(typ)
+			v.AckLatencyUs, err = d.Sint64(typ)
 		case vdE2ELatencyUs:
-			v.E2ELatencyUs, err = d.sint64(typ)
+			v.E2ELatencyUs, err = d.Sint64(typ)
 		case vdFirstSeenNs:
-			v.FirstSeenNs, err = d.sfixed64(typ)
+			v.FirstSeenNs, err = d.Sfixed64(typ)
 		case vdDecidedNs:
-			v.DecidedNs, err = d.sfixed64(typ)
+			v.DecidedNs, err = d.Sfixed64(typ)
 		case vdExpected:
-			v.Expected, err = d.bool(typ)
+			v.Expected, err = d.Bool(typ)
 		case vdLearned:
-			v.Learned, err = d.bool(typ)
+			v.Learned, err = d.Bool(typ)
 		case vdDeadlineNs:
-			v.DeadlineNs, err = d.sfixed64(typ)
+			v.DeadlineNs, err = d.Sfixed64(typ)
 		default:
-			err = d.skip(num, typ)
+			err = d.Skip(num, typ)
 		}
 		if err != nil {
 			return fmt.Errorf("codecs: verdict field %d: %w", num, err)

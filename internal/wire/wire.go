@@ -278,3 +278,6 @@ func (d *Decoder) Message(typ protowire.Type) (Decoder, error) {
 	}
 	return Decoder{msg: v, base: at, root: d.root}, nil
 }
+
+// Offset is how many bytes of the message have been read (for errors).
+func (d *Decoder) Offset() int { return d.off }
