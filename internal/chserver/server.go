@@ -455,6 +455,10 @@ func freePorts(n int) ([]int, error) {
 	return ports, nil
 }
 
+// LogTail returns the last lines of the server's error log and of its
+// stdout/stderr, for a failing test to show.
+func (s *Server) LogTail() string { return s.logTail() }
+
 // logTail returns the last lines of the server's error log (or its main
 // log when the error log is empty) and of its stdout/stderr.
 func (s *Server) logTail() string {

@@ -16,13 +16,16 @@ import (
 	"context"
 	"database/sql"
 	"embed"
+	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
 	"path/filepath"
+	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/pressly/goose/v3"
+	"github.com/sethvargo/go-retry"
 
 	"github.com/kaudit/kaudit/store"
 )
@@ -96,7 +99,23 @@ func Status(ctx context.Context, cfg store.Config) ([]*goose.MigrationStatus, er
 	return st, nil
 }
 
+// createDatabase creates cfg.Database. A connection lost on the way (a
+// node restarting, a server closing the connection while it waits on
+// ZooKeeper for ON CLUSTER) is tried again, four times at most: the
+// statement is idempotent. Errors the server reports are not.
 func createDatabase(ctx context.Context, cfg store.Config) error {
+	b := retry.WithMaxRetries(4, retry.NewExponential(500*time.Millisecond))
+	return retry.Do(ctx, b, func(ctx context.Context) error {
+		err := createDatabaseOnce(ctx, cfg)
+		var exc *clickhouse.Exception
+		if err != nil && !errors.As(err, &exc) {
+			return retry.RetryableError(err)
+		}
+		return err
+	})
+}
+
+func createDatabaseOnce(ctx context.Context, cfg store.Config) error {
 	admin := cfg
 	admin.Database = "default"
 	conn, err := store.Open(ctx, admin)

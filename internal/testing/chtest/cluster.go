@@ -70,11 +70,24 @@ func StartCluster(t testing.TB) *Cluster {
 		t.Fatalf("chtest: %v", err)
 	}
 	t.Cleanup(func() {
+		if t.Failed() {
+			c.logTails(t)
+		}
 		if err := c.Stop(); err != nil {
 			t.Errorf("chtest: %v", err)
 		}
 	})
 	return c
+}
+
+// logTails logs the end of every node's server log (a failed test shows
+// what the servers said).
+func (c *Cluster) logTails(t testing.TB) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i, n := range c.nodes {
+		t.Logf("chtest: cluster node %d (%s) log tail:\n%s", i, n.addr, n.srv.LogTail())
+	}
 }
 
 // SharedCluster returns the test binary's Cluster, starting it at the first
