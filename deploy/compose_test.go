@@ -268,9 +268,28 @@ func TestComposeServices(t *testing.T) {
 			}
 		}
 	}
-	for _, name := range []string{"kafka", "clickhouse"} {
+	for _, name := range []string{"kafka", "clickhouse", "correlator", "sink"} {
 		if s, ok := cf.Services[name]; ok && !s.healthy() {
 			t.Errorf("service %s has no healthcheck", name)
+		}
+	}
+	// The kaudit processes are checked on their own /readyz, on the port
+	// of their --metrics-addr.
+	for _, name := range []string{"correlator", "sink"} {
+		s, ok := cf.Services[name]
+		if !ok || s.Healthcheck == nil {
+			continue
+		}
+		argv := s.argv(t, name)
+		port := ""
+		for i, a := range argv {
+			if a == "--metrics-addr" && i+1 < len(argv) {
+				port = argv[i+1][strings.LastIndex(argv[i+1], ":")+1:]
+			}
+		}
+		want := []string{"CMD", "kaudit", "health", "http://127.0.0.1:" + port + "/readyz"}
+		if port == "" || !slices.Equal(s.Healthcheck.Test, want) {
+			t.Errorf("service %s: healthcheck %q, want %q (its --metrics-addr port)", name, s.Healthcheck.Test, want)
 		}
 	}
 	if s, ok := cf.Services["sink"]; ok {
