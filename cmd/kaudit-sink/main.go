@@ -1,4 +1,5 @@
-// Command kaudit-sink writes kaudit's verdicts and raw audit events to
+// Command kaudit-sink writes kaudit's verdicts and raw audit events (and
+// kaudit-proxy's audit and the correlators' per-minute lag reports) to
 // ClickHouse (or, with --sink=log, verdicts as JSON lines to stdout). It
 // connects to ClickHouse (applying the migrations unless --no-migrate) with
 // backoff while ClickHouse is not up yet, commits Kafka offsets only after

@@ -18,8 +18,9 @@ import (
 
 // addLag adds the correlators' lag reports to the fixture: over the last
 // 40 minutes, orders/ledger reported by two correlator instances in most
-// minutes (one in some), payments/billing by one in every third minute,
-// and one report on each old day, for retention.
+// minutes (one in some), orders/billing by one in every other minute,
+// payments/billing by one in every third minute, and one report on each
+// old day, for retention.
 func (f *fixture) addLag(r *rand.Rand) {
 	rep := func(at time.Time, topic, group, instance string) audit.LagReport {
 		age := 1 + r.Int64N(300_000)
@@ -31,6 +32,9 @@ func (f *fixture) addLag(r *rand.Rand) {
 		f.lag = append(f.lag, rep(at, "orders", "ledger", "correlator-0@h0"))
 		if r.IntN(4) != 0 {
 			f.lag = append(f.lag, rep(at, "orders", "ledger", "correlator-1@h1"))
+		}
+		if k%2 == 0 {
+			f.lag = append(f.lag, rep(at, "orders", "billing", "correlator-0@h0"))
 		}
 		if k%3 == 0 {
 			f.lag = append(f.lag, rep(at, "payments", "billing", "correlator-1@h1"))
