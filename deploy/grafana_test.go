@@ -16,6 +16,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"gopkg.in/yaml.v3"
 
+	"github.com/kaudit/kaudit/audit"
 	"github.com/kaudit/kaudit/codecs"
 	"github.com/kaudit/kaudit/deploy"
 	"github.com/kaudit/kaudit/internal/testing/chtest"
@@ -306,7 +307,9 @@ func query(t *testing.T, conn driver.Conn, sql string) ([]string, [][]any) {
 
 // grafanaScenario writes verdicts 5 minutes ago: orders/billing 5
 // delivered, 1 lost, 1 lost with cause audit_gap, 1 lost then corrected
-// to late; payments/search 3 delivered, 1 duplicate.
+// to late; payments/search 3 delivered, 1 duplicate; and the lag of
+// orders/billing that minute from two correlators (90 s and 30 s old, 7
+// and 5 pending), one report written twice.
 func grafanaScenario(t *testing.T, conn driver.Conn, db string, now time.Time) {
 	t.Helper()
 	seen := now.Add(-5 * time.Minute)
@@ -332,8 +335,13 @@ func grafanaScenario(t *testing.T, conn driver.Conn, db string, now time.Time) {
 	second = append(second, late)
 	add("payments", "search", codecs.StatusDelivered, 3)
 	add("payments", "search", codecs.StatusDuplicate, 1)
+	m := seen.Truncate(time.Minute)
+	lag := []audit.LagReport{
+		{Minute: m.Unix(), Topic: "orders", Group: "billing", Instance: "c0", OldestAckNs: m.Add(-90 * time.Second).UnixNano(), AgeMs: 90_000, Pending: 7},
+		{Minute: m.Unix(), Topic: "orders", Group: "billing", Instance: "c1", OldestAckNs: m.Add(-30 * time.Second).UnixNano(), AgeMs: 30_000, Pending: 5},
+	}
 	sink := chsink.New(conn, chsink.Config{Database: db})
-	for _, b := range []*sinks.Batch{{Verdicts: first}, {Verdicts: second}} {
+	for _, b := range []*sinks.Batch{{Verdicts: first, Lag: lag}, {Verdicts: second, Lag: lag[:1]}} {
 		if err := sink.WriteBatch(context.Background(), b); err != nil {
 			t.Fatal(err)
 		}
@@ -443,6 +451,15 @@ func TestGrafanaQueriesRunOnClickHouse(t *testing.T) {
 	for _, title := range []string{"End-to-end latency per minute (p50, p99)", "Lost and late messages per minute"} {
 		if len(results[title][all]) == 0 {
 			t.Errorf("panel %q returns no rows", title)
+		}
+	}
+	// The group's lag is the oldest over the correlators, its pending
+	// count their sum; the repeated report counts once.
+	for _, sel := range []selection{all, ob} {
+		for title, want := range map[string]float64{"Consumer lag per minute (oldest unconsumed message)": 90, "Unconsumed messages per minute": 12} {
+			if rs := results[title][sel]; len(rs) != 1 || rs[0][1] != "orders / billing" || num(t, rs[0][2]) != want {
+				t.Errorf("panel %q (%+v): %v, want one point of orders / billing at %v", title, sel, rs, want)
+			}
 		}
 	}
 	var lost, late, gap uint64

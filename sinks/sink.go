@@ -46,6 +46,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/kaudit/kaudit/audit"
 	"github.com/kaudit/kaudit/codecs"
 	"github.com/kaudit/kaudit/proxy/traffic"
 )
@@ -121,13 +122,17 @@ type Batch struct {
 	// Admin and Traffic are kaudit-proxy's audit (see proxyrecords.go).
 	Admin   []AdminRow
 	Traffic []traffic.Record
+	// Lag holds the correlators' lag reports (see lagrecords.go).
+	Lag []audit.LagReport
 }
 
 // NewBatch returns an empty Batch (Config.NewBatch of the audit pipeline).
 func NewBatch() *Batch { return new(Batch) }
 
 // Len is the number of items in b.
-func (b *Batch) Len() int { return len(b.Events) + len(b.Verdicts) + len(b.Admin) + len(b.Traffic) }
+func (b *Batch) Len() int {
+	return len(b.Events) + len(b.Verdicts) + len(b.Admin) + len(b.Traffic) + len(b.Lag)
+}
 
 // Reset empties b, keeping its memory.
 func (b *Batch) Reset() {
@@ -135,7 +140,8 @@ func (b *Batch) Reset() {
 	clear(b.Verdicts)
 	clear(b.Admin)
 	clear(b.Traffic)
-	b.Events, b.Verdicts, b.Admin, b.Traffic = b.Events[:0], b.Verdicts[:0], b.Admin[:0], b.Traffic[:0]
+	clear(b.Lag)
+	b.Events, b.Verdicts, b.Admin, b.Traffic, b.Lag = b.Events[:0], b.Verdicts[:0], b.Admin[:0], b.Traffic[:0], b.Lag[:0]
 }
 
 // Kinds of the audit pipeline's records.

@@ -12,9 +12,9 @@ import (
 // tables by placeholders that For replaces for a Schema:
 //
 //   - {events}, {deliveries}, {rollup}, {alerts}, {slo_status},
-//     {admin_audit}, {client_traffic}: the tables the product reads and
-//     writes (on a cluster, the Distributed tables);
-//   - {events_local}, ..., {client_traffic_local}: their local parts (the
+//     {admin_audit}, {client_traffic}, {lag}: the tables the product reads
+//     and writes (on a cluster, the Distributed tables);
+//   - {events_local}, ..., {lag_local}: their local parts (the
 //     same tables on one server), for DDL such as DROP PARTITION;
 //   - {on_cluster}: " ON CLUSTER `name`" on a cluster, "" on one server;
 //   - {parts}: system.parts, or cluster('name', system.parts) (the parts
@@ -84,4 +84,5 @@ var placeholders = []struct{ name, table string }{
 	{"events", EventsTable}, {"deliveries", DeliveriesTable}, {"rollup", RollupTable},
 	{"alerts", AlertsTable}, {"slo_status", SLOStatusTable},
 	{"admin_audit", AdminAuditTable}, {"client_traffic", ClientTrafficTable},
+	{"lag", LagTable},
 }

@@ -14,7 +14,7 @@ import (
 
 // RetentionTables are the tables DropBefore trims. Each is partitioned by
 // day (toYYYYMMDD of its time column), so a partition ID is a date.
-var RetentionTables = []string{EventsTable, DeliveriesTable, RollupTable, AdminAuditTable, ClientTrafficTable}
+var RetentionTables = []string{EventsTable, DeliveriesTable, RollupTable, AdminAuditTable, ClientTrafficTable, LagTable}
 
 var (
 	qPartitions = NewQuery("store.retention.partitions", `SELECT table, partition_id, sum(rows)

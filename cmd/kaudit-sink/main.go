@@ -1,4 +1,5 @@
-// Command kaudit-sink writes kaudit's verdicts and raw audit events to
+// Command kaudit-sink writes kaudit's verdicts and raw audit events (and
+// kaudit-proxy's audit and the correlators' per-minute lag reports) to
 // ClickHouse (or, with --sink=log, verdicts as JSON lines to stdout). It
 // connects to ClickHouse (applying the migrations unless --no-migrate) with
 // backoff while ClickHouse is not up yet, commits Kafka offsets only after
@@ -54,6 +55,7 @@ type config struct {
 	EventsTopic    string        `help:"Raw audit events topic to read; empty to skip (the log sink skips it by default)." env:"KAUDIT_EVENTS_TOPIC" default:"${events_topic}"`
 	AdminTopic     string        `help:"kaudit-proxy's admin audit topic to read; empty to skip." env:"KAUDIT_ADMIN_TOPIC" default:"kaudit.admin"`
 	TrafficTopic   string        `help:"kaudit-proxy's traffic topic to read; empty to skip." env:"KAUDIT_TRAFFIC_TOPIC" default:"kaudit.traffic"`
+	LagTopic       string        `help:"The correlators' per-minute lag reports to read; empty to skip." env:"KAUDIT_LAG_TOPIC" default:"${lag_topic}"`
 	BatchSize      int           `name:"batch.size" help:"Most records written in one batch." env:"KAUDIT_BATCH_SIZE" default:"50000"`
 	BatchBytes     int           `name:"batch.bytes" help:"Most record bytes (as read from Kafka) in one batch." env:"KAUDIT_BATCH_BYTES" default:"16777216"`
 	FlushInterval  time.Duration `name:"flush.interval" help:"Longest a read record waits for its batch to be written." env:"KAUDIT_FLUSH_INTERVAL" default:"500ms"`
@@ -80,7 +82,7 @@ func (c *config) Validate() error {
 		return fmt.Errorf("--session-timeout must be positive, got %s", c.SessionTimeout)
 	case c.MaxInFlight <= 0:
 		return fmt.Errorf("--max.in.flight must be at least 1, got %d", c.MaxInFlight)
-	case c.VerdictsTopic == "" && (c.Sink == "log" || c.EventsTopic == "" && c.AdminTopic == "" && c.TrafficTopic == ""):
+	case c.VerdictsTopic == "" && (c.Sink == "log" || c.EventsTopic == "" && c.AdminTopic == "" && c.TrafficTopic == "" && c.LagTopic == ""):
 		return fmt.Errorf("nothing to read: --verdicts-topic is empty, and the other topics are empty or skipped by --sink log (which writes verdicts only)")
 	}
 	return nil
@@ -130,7 +132,7 @@ func run(cfg config) error {
 		return serve(ctx, cfg, runnerConfig(cfg, kopts, group, sinks.AuditTopics(cfg.VerdictsTopic, ""), sinks.NewBatch), sinks.NewLogSink(os.Stdout, false))
 	default:
 		sink := chsink.Dial(cfg.ClickHouse.Config(), chsink.Config{Migrate: cfg.Migrate, Logger: log})
-		rc := runnerConfig(cfg, kopts, group, chsink.Topics(cfg.VerdictsTopic, cfg.EventsTopic, cfg.AdminTopic, cfg.TrafficTopic), chsink.NewBatch)
+		rc := runnerConfig(cfg, kopts, group, chsink.Topics(cfg.VerdictsTopic, cfg.EventsTopic, cfg.AdminTopic, cfg.TrafficTopic, cfg.LagTopic), chsink.NewBatch)
 		fresh := chsink.NewFreshness()
 		rc.OnWritten = fresh.Observe
 		return serve(ctx, cfg, rc, sink.Columnar(), fresh.Collector())

@@ -18,8 +18,9 @@ type reportCmd struct {
 	Topic     string   `help:"Only this topic."`
 	Group     string   `help:"Only this consumer group."`
 	NoRefresh bool     `help:"Do not bring the per-minute rollups up to date first (for users who may only read; the numbers may lag)."`
-	Clients   bool     `help:"Print kaudit-proxy's client traffic instead: who produces to and consumes from each topic."`
-	Admin     bool     `help:"Print kaudit-proxy's admin audit instead: who did what, allowed or denied."`
+	Clients   bool     `xor:"view" help:"Print kaudit-proxy's client traffic instead: who produces to and consumes from each topic."`
+	Admin     bool     `xor:"view" help:"Print kaudit-proxy's admin audit instead: who did what, allowed or denied."`
+	Lag       bool     `xor:"view" help:"Print the consumer lag instead: per topic, expected group and minute, the age of the oldest message the group had not consumed and how many were pending (the correlators' reports)."`
 	Principal string   `help:"With --clients or --admin: only this principal (e.g. User:alice)."`
 	Denied    bool     `help:"With --admin: only denied operations."`
 }
@@ -33,6 +34,13 @@ func (c *reportCmd) Run() error {
 	defer conn.Close()
 	since := time.Now().Add(-time.Duration(c.Since)).Truncate(time.Minute)
 	switch {
+	case c.Lag:
+		rows, err := report.Lag(ctx, conn, cfg.Database, report.Filter{Since: since, Topic: c.Topic, Group: c.Group})
+		if err != nil {
+			return err
+		}
+		fmt.Printf("Consumer lag per minute since %s UTC (%s):\n\n", since.UTC().Format(time.DateTime), c.ClickHouse.String())
+		return report.FormatLag(os.Stdout, rows)
 	case c.Clients:
 		rows, err := report.ClientFlows(ctx, conn, cfg.Database, report.ClientFilter{Since: since, Topic: c.Topic, Principal: c.Principal})
 		if err != nil {

@@ -16,6 +16,7 @@ func Vars() kong.Vars {
 		"verdicts_topic":     audit.DefaultVerdictsTopic,
 		"dlq_topic":          audit.DefaultDLQTopic,
 		"expectations_topic": audit.DefaultExpectationsTopic,
+		"lag_topic":          audit.DefaultLagTopic,
 
 		"default_replica_path":      store.DefaultReplicaPath,
 		"default_replica_path_uuid": store.DefaultReplicaPathUUID,

@@ -3,6 +3,7 @@ package clickhouse
 import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/kaudit/kaudit/audit"
 	"github.com/kaudit/kaudit/codecs"
 	"github.com/kaudit/kaudit/proxy/traffic"
 	"github.com/kaudit/kaudit/sinks"
@@ -18,6 +19,8 @@ type Batch struct {
 	// Admin and Traffic are kaudit-proxy's admin audit and client traffic.
 	Admin   *Rows[sinks.AdminRow]
 	Traffic *Rows[traffic.Record]
+	// Lag holds the correlators' lag reports.
+	Lag *Rows[audit.LagReport]
 	// decided is each verdict's DecidedNs, for freshness measurements.
 	decided []int64
 
@@ -28,7 +31,7 @@ type Batch struct {
 
 // NewBatch returns an empty Batch.
 func NewBatch() *Batch {
-	return &Batch{Events: Events.NewRows(), Verdicts: Deliveries.NewRows(), Admin: AdminAudit.NewRows(), Traffic: ClientTraffic.NewRows()}
+	return &Batch{Events: Events.NewRows(), Verdicts: Deliveries.NewRows(), Admin: AdminAudit.NewRows(), Traffic: ClientTraffic.NewRows(), Lag: ConsumerLag.NewRows()}
 }
 
 // Reset empties b, keeping its memory.
@@ -37,11 +40,14 @@ func (b *Batch) Reset() {
 	b.Verdicts.Reset()
 	b.Admin.Reset()
 	b.Traffic.Reset()
+	b.Lag.Reset()
 	b.decided = b.decided[:0]
 }
 
 // Len is the number of rows in b.
-func (b *Batch) Len() int { return b.Events.Len() + b.Verdicts.Len() + b.Admin.Len() + b.Traffic.Len() }
+func (b *Batch) Len() int {
+	return b.Events.Len() + b.Verdicts.Len() + b.Admin.Len() + b.Traffic.Len() + b.Lag.Len()
+}
 
 // AddVerdict appends a verdict's row.
 func (b *Batch) AddVerdict(v *codecs.Verdict) {
@@ -56,17 +62,18 @@ func (b *Batch) AddEvent(e *sinks.EventRecord) { b.Events.Add(e) }
 // decided each one), in order; the slice is b's.
 func (b *Batch) DecidedNs() []int64 { return b.decided }
 
-// Topics returns the topics decoded into a Batch: verdicts, raw events, and
-// kaudit-proxy's admin audit and traffic, decoded as sinks.AuditTopics and
-// sinks.ProxyTopics decode them for sinks.Batch; an empty name is not
-// read.
-func Topics(verdictsTopic, eventsTopic, adminTopic, trafficTopic string) []sinks.Topic[*Batch] {
+// Topics returns the topics decoded into a Batch: verdicts, raw events,
+// kaudit-proxy's admin audit and traffic, and the correlators' lag
+// reports, decoded as sinks.AuditTopics, sinks.ProxyTopics and
+// sinks.LagTopics decode them for sinks.Batch; an empty name is not read.
+func Topics(verdictsTopic, eventsTopic, adminTopic, trafficTopic, lagTopic string) []sinks.Topic[*Batch] {
 	var ts []sinks.Topic[*Batch]
 	for _, t := range []sinks.Topic[*Batch]{
 		{Name: verdictsTopic, Kind: sinks.KindVerdict, Decode: decodeVerdict},
 		{Name: eventsTopic, Kind: sinks.KindEvent, Decode: decodeEvent},
 		{Name: adminTopic, Kind: sinks.KindAdmin, Decode: decodeAdmin},
 		{Name: trafficTopic, Kind: sinks.KindTraffic, Decode: decodeTraffic},
+		{Name: lagTopic, Kind: sinks.KindLag, Decode: decodeLag},
 	} {
 		if t.Name != "" {
 			ts = append(ts, t)
@@ -108,5 +115,14 @@ func decodeTraffic(b *Batch, rec *kgo.Record) error {
 		return err
 	}
 	b.Traffic.Add(&t)
+	return nil
+}
+
+func decodeLag(b *Batch, rec *kgo.Record) error {
+	r, err := sinks.DecodeLag(rec.Value)
+	if err != nil {
+		return err
+	}
+	b.Lag.Add(&r)
 	return nil
 }

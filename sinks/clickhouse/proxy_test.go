@@ -59,7 +59,7 @@ func TestProxyRecordsColumnar(t *testing.T) {
 	sink := chsink.Dial(cfg, chsink.Config{})
 	defer sink.Close()
 	r, err := sinks.New(sinks.Config[*chsink.Batch]{
-		Brokers: c.ListenAddrs(), Group: "proxy-sink", Topics: chsink.Topics("", "", "kaudit.admin", "kaudit.traffic"),
+		Brokers: c.ListenAddrs(), Group: "proxy-sink", Topics: chsink.Topics("", "", "kaudit.admin", "kaudit.traffic", ""),
 		NewBatch: chsink.NewBatch, FlushInterval: 100 * time.Millisecond,
 	}, sinks.Sink[*chsink.Batch](sink.Columnar()))
 	if err != nil {

@@ -198,6 +198,9 @@ func (s *Sink) WriteBatch(ctx context.Context, b *sinks.Batch) error {
 	for i := range b.Traffic {
 		cb.Traffic.Add(&b.Traffic[i])
 	}
+	for i := range b.Lag {
+		cb.Lag.Add(&b.Lag[i])
+	}
 	return s.WriteColumns(ctx, cb)
 }
 
@@ -225,6 +228,9 @@ func (s *Sink) WriteColumns(ctx context.Context, b *Batch) error {
 		return err
 	}
 	if err := b.Traffic.Insert(ctx, conn, s.database); err != nil {
+		return err
+	}
+	if err := b.Lag.Insert(ctx, conn, s.database); err != nil {
 		return err
 	}
 	s.log.Debug("clickhouse sink wrote batch", "database", s.database,

@@ -115,6 +115,7 @@ func TestSameAnswersOn18And26(t *testing.T) {
 	for _, e := range engines {
 		t.Run("report/"+e.name, func(t *testing.T) { reports(t, e, fx) })
 		t.Run("proxy-report/"+e.name, func(t *testing.T) { proxyReports(t, e, fx) })
+		t.Run("lag-report/"+e.name, func(t *testing.T) { lagReports(t, e, fx) }) // lagfixture_test.go
 		t.Run("web/"+e.name, func(t *testing.T) { pages(t, e, fx) })
 		t.Run("proxy-web/"+e.name, func(t *testing.T) { proxyPages(t, e, fx) })
 		t.Run("grafana/"+e.name, func(t *testing.T) { grafana(t, e, fx) })
@@ -318,6 +319,7 @@ func load(t *testing.T, e *engine, fx *fixture) {
 		t.Errorf("deliveries FINAL has %d rows, want %d", final, len(fx.latest))
 	}
 	proxyLoaded(t, e, fx)
+	lagLoaded(t, e, fx)
 }
 
 // reports runs what `kaudit report` and `kaudit trail` read, over filters.
@@ -572,7 +574,7 @@ func retention(t *testing.T, e *engine, fx *fixture) {
 		t.Fatal(err)
 	}
 	var want []string
-	for _, tbl := range []string{store.AdminAuditTable, store.ClientTrafficTable, store.DeliveriesTable, store.RollupTable, store.EventsTable} {
+	for _, tbl := range []string{store.AdminAuditTable, store.ClientTrafficTable, store.LagTable, store.DeliveriesTable, store.RollupTable, store.EventsTable} {
 		for _, d := range fx.oldDays {
 			want = append(want, tbl+"/"+d.Format("20060102"))
 		}
@@ -612,7 +614,12 @@ func retention(t *testing.T, e *engine, fx *fixture) {
 		t.Errorf("%d deliveries left, want the %d recent ones", n, recent)
 	}
 	e.put("deliveries after retention", n)
-	recentAdmin, recentTraffic := 0, 0
+	recentAdmin, recentTraffic, recentLag := 0, 0, 0
+	for _, l := range fx.lag {
+		if !time.Unix(l.Minute, 0).Before(cutoff.Truncate(24 * time.Hour)) {
+			recentLag++
+		}
+	}
 	for _, a := range fx.admin {
 		if !a.Event.Time.Before(cutoff.Truncate(24 * time.Hour)) {
 			recentAdmin++
@@ -623,7 +630,7 @@ func retention(t *testing.T, e *engine, fx *fixture) {
 			recentTraffic++
 		}
 	}
-	for tbl, want := range map[string]int{store.AdminAuditTable: recentAdmin, store.ClientTrafficTable: recentTraffic} {
+	for tbl, want := range map[string]int{store.AdminAuditTable: recentAdmin, store.ClientTrafficTable: recentTraffic, store.LagTable: recentLag} {
 		if err := e.raw.QueryRow(ctx, "SELECT count() FROM "+store.Table(e.cfg.Database, tbl)+" FINAL").Scan(&n); err != nil {
 			t.Fatal(err)
 		}

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/kaudit/kaudit/audit"
 	"github.com/kaudit/kaudit/codecs"
 	"github.com/kaudit/kaudit/proxy/traffic"
 	"github.com/kaudit/kaudit/report"
@@ -34,6 +35,9 @@ type fixture struct {
 	// each distinct.
 	traffic []traffic.Record
 	admin   []sinks.AdminRow
+	// lag holds the correlators' lag reports (lagfixture_test.go), each
+	// distinct.
+	lag []audit.LagReport
 }
 
 // groups of the fixture; ledger is slow.
@@ -136,11 +140,12 @@ func newFixture(now time.Time) *fixture {
 		}
 	}
 	f.addProxy(rand.New(rand.NewPCG(10, 20)))
+	f.addLag(rand.New(rand.NewPCG(30, 40)))
 	f.batches = []*sinks.Batch{
-		{Events: events, Verdicts: first, Admin: f.admin, Traffic: f.traffic},
+		{Events: events, Verdicts: first, Admin: f.admin, Traffic: f.traffic, Lag: f.lag},
 		{Verdicts: corrections},
 		{Events: events[:len(events)/2], Verdicts: first[:len(first)/3], // a retried batch
-			Admin: f.admin[:len(f.admin)/2], Traffic: f.traffic[:len(f.traffic)/3]},
+			Admin: f.admin[:len(f.admin)/2], Traffic: f.traffic[:len(f.traffic)/3], Lag: f.lag[:len(f.lag)/2]},
 		{Verdicts: stale},
 	}
 	return f

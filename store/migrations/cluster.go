@@ -41,7 +41,10 @@ import (
 //     of a minute replaces the previous one on its shard;
 //   - alerts, slo_status, admin_audit and client_traffic_1m by their
 //     sorting key (admin_audit's event ID): each version of a row on one
-//     shard.
+//     shard;
+//   - consumer_lag_1m by topic, consumer group and minute: a repeated
+//     report on the shard of the first, and all instances' reports of a
+//     group's minute together.
 var ShardingKeys = map[string]string{
 	store.EventsTable:        "cityHash64(correlation_id)",
 	store.DeliveriesTable:    "cityHash64(correlation_id)",
@@ -50,6 +53,7 @@ var ShardingKeys = map[string]string{
 	store.SLOStatusTable:     "cityHash64(topic, consumer_group, slo)",
 	store.AdminAuditTable:    "cityHash64(event_id)",
 	store.ClientTrafficTable: "cityHash64(topic, principal, client_id, client_address, consumer_group, api_key, window_start, instance)",
+	store.LagTable:           "cityHash64(topic, consumer_group, minute)",
 }
 
 // clusterSpec is what the rewriting needs to know.

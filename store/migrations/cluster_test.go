@@ -15,7 +15,7 @@ import (
 )
 
 // productTables are the tables kaudit reads and writes.
-var productTables = []string{store.EventsTable, store.DeliveriesTable, store.RollupTable, store.AdminAuditTable, store.ClientTrafficTable}
+var productTables = []string{store.EventsTable, store.DeliveriesTable, store.RollupTable, store.AdminAuditTable, store.ClientTrafficTable, store.LagTable}
 
 // nodeConns connects to each node of the cluster alone.
 func nodeConns(t *testing.T, c *chtest.Cluster, db string) []driver.Conn {

@@ -91,7 +91,7 @@ func New(cfg Config) (*Pipeline, error) {
 		Brokers:       cfg.Brokers,
 		ClientOpts:    cfg.ClientOpts,
 		Group:         cfg.SinkGroup,
-		Topics:        chsink.Topics(audit.DefaultVerdictsTopic, audit.DefaultEventsTopic, auditors.DefaultAdminTopic, auditors.DefaultTrafficTopic),
+		Topics:        chsink.Topics(audit.DefaultVerdictsTopic, audit.DefaultEventsTopic, auditors.DefaultAdminTopic, auditors.DefaultTrafficTopic, audit.DefaultLagTopic),
 		NewBatch:      chsink.NewBatch,
 		DLQTopic:      audit.DefaultDLQTopic,
 		BatchSize:     cfg.BatchSize,
