@@ -370,11 +370,15 @@ func (c *Correlator) ReportLag(ctx context.Context, minute time.Time) error {
 	return nil
 }
 
-// instance names this correlator in lag reports.
+// instance names this correlator in lag reports: its static member ID,
+// or its group and state directory, with the host.
 func (c *Correlator) instance() string {
 	host, _ := os.Hostname()
 	if c.cfg.InstanceID != "" {
 		return c.cfg.InstanceID + "@" + host
 	}
-	return fmt.Sprintf("%s@%s/%d", c.cfg.Group, host, os.Getpid())
+	// The state directory is the instance's own on its host (its Pebble
+	// databases are locked) and stays across restarts, so a correlator
+	// restarted within a minute reports under the same name.
+	return fmt.Sprintf("%s@%s:%s", c.cfg.Group, host, c.cfg.StorageDir)
 }
