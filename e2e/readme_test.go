@@ -70,9 +70,15 @@ func shellErr(dir string, env []string, line string) (string, error) {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", line)
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), env...)
+	cmd.Env = append(append(os.Environ(), pathEnv()), env...)
 	out, err := cmd.CombinedOutput()
 	return string(out), err
+}
+
+// pathEnv puts the binaries of this test binary's build (binaries, which
+// must have run) first in PATH, so that a documented `kaudit ...` runs them.
+func pathEnv() string {
+	return "PATH=" + bins.dir + string(os.PathListSeparator) + os.Getenv("PATH")
 }
 
 // bgShell is a documented command running in the background.
@@ -102,7 +108,7 @@ func startShell(t *testing.T, dir string, env []string, line string) *bgShell {
 	b := &bgShell{done: make(chan struct{})}
 	b.cmd = exec.Command("/bin/sh", "-c", "exec "+line)
 	b.cmd.Dir = dir
-	b.cmd.Env = append(os.Environ(), env...)
+	b.cmd.Env = append(append(os.Environ(), pathEnv()), env...)
 	b.cmd.Stdout, b.cmd.Stderr = b, b
 	if err := b.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -144,7 +150,7 @@ func TestReadmeExpectations(t *testing.T) {
 	env := []string{"KAUDIT_BROKERS=" + c.ListenAddrs()[0]}
 	kaudit := func(line string) string {
 		t.Helper()
-		return shell(t, bin, env, subst(line, "kaudit ", "./kaudit "))
+		return shell(t, bin, env, line)
 	}
 
 	before := time.Now()
@@ -261,7 +267,6 @@ func TestReadmeCorrelatorSASLSSL(t *testing.T) {
 	addrs := c.ListenAddrs()
 	metrics := freeAddr(t)
 	p := startShell(t, bin, []string{"SSL_CERT_FILE=" + filepath.Join(dir, "ca.pem")}, subst(line,
-		"kaudit-correlator ", "./kaudit-correlator ",
 		"kafka-1:9092,kafka-2:9092", addrs[0]+","+addrs[1],
 		"/var/lib/kaudit/correlator", filepath.Join(dir, "correlator"),
 		"--sasl-password ...", "--sasl-password "+password,
@@ -381,4 +386,220 @@ func mapsEqualStatus(got map[string]codecs.Verdict, want map[string]string) bool
 	return true
 }
 
-var _, _ = store.Table, chtest.User
+// TestReadmeRunning runs README's "Running against a real cluster" lines
+// (but the correlator's, which TestReadmeCorrelatorSASLSSL runs: the sink
+// line has no security settings, so this cluster is a plain one), its
+// kcat lines through the plugin, and deploy/README.md's trail lines, on a
+// kfake broker and the shared ClickHouse server with user kaudit and its
+// password, in the default database kaudit (chtest.NewNamedDatabase), so
+// no line needs a --clickhouse-database:
+//
+//   - migrate (twice: it is idempotent) creates kaudit's tables;
+//   - kcat -G billing, started first, consumes what kcat -P produces: 20
+//     lines of stdin, 20 messages, each with a correlation_id header (read
+//     back from the broker with a plain franz-go consumer);
+//   - a correlator and the sink line bring ClickHouse to exactly one
+//     DELIVERED billing row per message, at the broker's partition and
+//     offset;
+//   - kaudit trail, from README and the two of deploy/README.md, shows the
+//     message's produce and its consume by billing; the clickhouse-client
+//     query of deploy/README.md lists five of the messages.
+func TestReadmeRunning(t *testing.T) {
+	itest.Need(t, "kcat", "clickhouse-client")
+	const readme, deployDoc = "README.md", "deploy/README.md"
+	migrate := doccmd.Line(t, readme, "kaudit migrate --clickhouse-addr clickhouse:9000 --clickhouse-user kaudit --clickhouse-password ...")
+	sinkLine := doccmd.Line(t, readme, "kaudit-sink --brokers kafka-1:9092 --clickhouse-addr clickhouse:9000 --metrics-addr :9101")
+	trail := doccmd.Line(t, readme, "kaudit trail --clickhouse-addr clickhouse:9000 6f1c0e0a-3a1e-4f7e-9d07-0e9c8b4fd2a1")
+	kcatP := doccmd.Line(t, readme, "kcat -P -b kafka:9092 -t orders -X plugin.library.paths=$PWD/bin/kaudit-rdkafka.so -X audit.topic=kaudit.events")
+	kcatG := doccmd.Line(t, readme, "kcat -G billing -b kafka:9092 orders -X plugin.library.paths=$PWD/bin/kaudit-rdkafka.so")
+	chQuery := doccmd.Line(t, deployDoc, `docker compose exec clickhouse clickhouse-client --user kaudit --password kaudit `+
+		`--query "SELECT correlation_id, consumer_group, status, e2e_latency_us FROM kaudit.deliveries FINAL ORDER BY first_seen DESC LIMIT 5"`)
+	goBuild := doccmd.Line(t, deployDoc, "go build -o bin/ ./cmd/kaudit")
+	hostTrail := doccmd.Line(t, deployDoc, "KAUDIT_CLICKHOUSE_PASSWORD=kaudit bin/kaudit trail <correlation-id> --clickhouse-addr 127.0.0.1:19000 --clickhouse-user kaudit")
+	composeTrail := doccmd.Line(t, deployDoc, "docker compose run --rm --no-deps migrate kaudit trail <correlation-id> --clickhouse-addr clickhouse:9000 --clickhouse-user kaudit")
+
+	bin := binaries(t)
+	dir := t.TempDir()
+	ch := chtest.WithUser(t, chtest.NewNamedDatabase(t, store.DefaultDatabase))
+	c := kafkatest.NewCluster(t)
+	broker := c.ListenAddrs()[0]
+	kafkatest.CreateTopic(t, c, "orders", 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+
+	// 1. The schema, as user kaudit, twice.
+	for range 2 {
+		shell(t, bin, nil, subst(migrate, "clickhouse:9000", ch.Addr, "--clickhouse-password ...", "--clickhouse-password "+ch.Password))
+	}
+	conn := chtest.Open(t, ch)
+	for _, table := range []string{store.EventsTable, store.DeliveriesTable} {
+		var n uint64
+		if err := conn.QueryRow(ctx, "SELECT count() FROM system.tables WHERE database = ? AND name = ?", ch.Database, table).Scan(&n); err != nil || n != 1 {
+			t.Fatalf("after kaudit migrate: table %s.%s: %d (%v)", ch.Database, table, n, err)
+		}
+	}
+
+	// 2. The correlator (plain; not README's SASL_SSL line) and the sink line.
+	corr := freeAddr(t)
+	cp := startProc(t, dir, "correlator", filepath.Join(bin, "kaudit-correlator"), "--brokers", broker,
+		"--storage-dir", filepath.Join(dir, "correlator"), "--metrics-addr", corr, "--sweep-interval", "1s")
+	waitReady(t, cp, corr, 90*time.Second)
+	sinkAddr := freeAddr(t)
+	sink := startShell(t, bin, nil, subst(sinkLine, "kafka-1:9092", broker, "clickhouse:9000", ch.Addr, ":9101", sinkAddr))
+	waitFor(t, 60*time.Second, "the sink ready", func() (bool, string) {
+		resp, err := http.Get("http://" + sinkAddr + "/readyz")
+		if err != nil {
+			return false, err.Error()
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK, resp.Status
+	})
+
+	// 3. kcat through the plugin, in a folder holding bin/kaudit-rdkafka.so
+	// (what `make plugin` builds; here e2e's build of it).
+	work := filepath.Join(dir, "work")
+	if err := os.MkdirAll(filepath.Join(work, "bin"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(bin, "kaudit-rdkafka.so"), filepath.Join(work, "bin", "kaudit-rdkafka.so")); err != nil {
+		t.Fatal(err)
+	}
+	consumer := startShell(t, work, nil, subst(kcatG, "kafka:9092", broker))
+	waitFor(t, 60*time.Second, "kcat -G billing assigned orders", func() (bool, string) {
+		out := consumer.output()
+		return strings.Contains(out, "assigned: orders"), out
+	})
+	var lines []string
+	for i := range 20 {
+		lines = append(lines, fmt.Sprintf("order-%02d", i))
+	}
+	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", subst(kcatP, "kafka:9092", broker))
+	cmd.Dir = work
+	cmd.Env = append(os.Environ(), pathEnv())
+	cmd.Stdin = strings.NewReader(strings.Join(lines, "\n") + "\n")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%s: %v\n%s", kcatP, err, out)
+	}
+
+	// What the broker holds: 20 messages, one per line, each with its
+	// correlation ID.
+	type pos struct {
+		p int32
+		o int64
+	}
+	at := map[string]pos{}
+	var values []string
+	for _, r := range kafkatest.Consume(t, c, "orders", 20, time.Minute) {
+		var id string
+		for _, h := range r.Headers {
+			if h.Key == audit.CorrelationHeader {
+				id = string(h.Value)
+			}
+		}
+		if id == "" {
+			t.Fatalf("message %q has no %s header", r.Value, audit.CorrelationHeader)
+		}
+		at[id] = pos{r.Partition, r.Offset}
+		values = append(values, string(r.Value))
+	}
+	slices.Sort(values)
+	if !slices.Equal(values, lines) || len(at) != 20 {
+		t.Fatalf("orders holds %q (%d correlation IDs), want the 20 lines, one ID each", values, len(at))
+	}
+
+	// 4. ClickHouse: exactly one DELIVERED billing row per message.
+	waitFor(t, 2*time.Minute, "20 DELIVERED billing deliveries", func() (bool, string) {
+		rows, err := conn.Query(ctx, "SELECT correlation_id, consumer_group, status, partition, offset FROM "+
+			store.Table(ch.Database, store.DeliveriesTable)+" FINAL WHERE topic = 'orders'")
+		if err != nil {
+			return false, err.Error()
+		}
+		defer rows.Close()
+		var bad []string
+		n := 0
+		for rows.Next() {
+			var id, group, status string
+			var p int32
+			var o int64
+			if err := rows.Scan(&id, &group, &status, &p, &o); err != nil {
+				return false, err.Error()
+			}
+			n++
+			if want, ok := at[id]; !ok || group != "billing" || status != "DELIVERED" || want != (pos{p, o}) {
+				bad = append(bad, fmt.Sprintf("%s %s %s %d@%d", id, group, status, p, o))
+			}
+		}
+		if len(bad) > 0 {
+			t.Fatalf("deliveries the broker does not explain: %v", bad)
+		}
+		return n == 20, fmt.Sprintf("%d rows", n)
+	})
+	consumer.stop(t) // kcat writes its stdout when it exits
+	for _, l := range lines {
+		if !strings.Contains(consumer.output(), "\n"+l+"\n") {
+			t.Errorf("kcat -G billing did not print %q", l)
+		}
+	}
+	sink.stop(t)
+
+	// 5. The trails of one message.
+	var id string
+	for k := range at {
+		id = k
+		break
+	}
+	checkTrail := func(what, out string) {
+		t.Helper()
+		for _, want := range []string{"correlation_id " + id, "events (2)", fmt.Sprintf("orders[%d]@%d", at[id].p, at[id].o), "billing", "DELIVERED"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("%s lacks %q:\n%s", what, want, out)
+			}
+		}
+	}
+	checkTrail(trail, shell(t, bin, []string{"KAUDIT_CLICKHOUSE_PASSWORD="}, subst(trail, "clickhouse:9000", ch.Addr, "6f1c0e0a-3a1e-4f7e-9d07-0e9c8b4fd2a1", id)))
+
+	// deploy/README.md: go build into a folder of the test's (bin/ of this
+	// checkout is the developer's), then the host's trail line there.
+	host := filepath.Join(dir, "host")
+	root, err := filepath.Abs("..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	shell(t, root, nil, subst(goBuild, "-o bin/", "-o "+filepath.Join(host, "bin")+"/"))
+	hostLine := subst(hostTrail, "<correlation-id>", id, "127.0.0.1:19000", ch.Addr)
+	checkTrail(hostTrail, shell(t, host, nil, subst(hostLine, "KAUDIT_CLICKHOUSE_PASSWORD=kaudit", "KAUDIT_CLICKHOUSE_PASSWORD="+ch.Password)))
+	if out, err := shellErr(host, nil, subst(hostLine, "KAUDIT_CLICKHOUSE_PASSWORD=kaudit", "KAUDIT_CLICKHOUSE_PASSWORD=wrong")); err == nil {
+		t.Errorf("%s with a wrong password succeeded:\n%s", hostTrail, out)
+	}
+
+	// docker compose run ... migrate kaudit trail: the image's kaudit with
+	// the migrate service's environment, which carries the password.
+	compose, err := os.ReadFile(filepath.Join(root, "docker-compose.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !regexp.MustCompile(`(?s)x-kaudit-clickhouse: &kaudit-clickhouse.*KAUDIT_CLICKHOUSE_PASSWORD: .*\n  migrate:\n[^\n]*\n    <<: \*kaudit-clickhouse\n`).Match(compose) {
+		t.Errorf("docker-compose.yml's migrate service does not carry KAUDIT_CLICKHOUSE_PASSWORD (from x-kaudit-clickhouse)")
+	}
+	inner := strings.TrimPrefix(composeTrail, "docker compose run --rm --no-deps migrate ")
+	checkTrail(composeTrail, shell(t, bin, []string{"KAUDIT_CLICKHOUSE_PASSWORD=" + ch.Password},
+		subst(inner, "<correlation-id>", id, "clickhouse:9000", ch.Addr)))
+
+	// docker compose exec clickhouse clickhouse-client ...: the client
+	// inside the container reaches its own server on localhost:9000; here
+	// --host and --port name the test's.
+	h, port, _ := net.SplitHostPort(ch.Addr)
+	query := subst(strings.TrimPrefix(chQuery, "docker compose exec clickhouse "),
+		"--password kaudit", "--host "+h+" --port "+port+" --password "+ch.Password)
+	out := strings.TrimSpace(shell(t, dir, nil, query))
+	rows := strings.Split(out, "\n")
+	if len(rows) != 5 {
+		t.Fatalf("%s: %d rows, want 5:\n%s", chQuery, len(rows), out)
+	}
+	for _, r := range rows {
+		f := strings.Split(r, "\t")
+		if _, ok := at[f[0]]; len(f) != 4 || !ok || f[1] != "billing" || f[2] != "DELIVERED" {
+			t.Errorf("%s: row %q is not one of the messages, DELIVERED to billing", chQuery, r)
+		}
+	}
+}
