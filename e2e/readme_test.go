@@ -603,3 +603,70 @@ func TestReadmeRunning(t *testing.T) {
 		}
 	}
 }
+
+// TestReadmeIngest runs README's kaudit ingest line on a kfake broker:
+// the blog interceptors' JSON records in audit_topic, their asctime
+// timestamps in Berlin's local time, come out of kaudit.events as kaudit
+// events at those instants (read back with a plain franz-go consumer),
+// each on the partition audit.Partitioner gives its correlation ID.
+func TestReadmeIngest(t *testing.T) {
+	itest.Integration(t)
+	line := doccmd.Line(t, "README.md", "kaudit ingest --brokers kafka:9092 --from audit_topic --format interceptor-json --timezone Europe/Berlin")
+	binaries(t)
+	c := kafkatest.NewCluster(t)
+	kafkatest.CreateTopic(t, c, "audit_topic", 1)
+	const parts = 4
+	kafkatest.CreateTopic(t, c, audit.DefaultEventsTopic, parts) // the correlator's
+	kafkatest.CreateTopic(t, c, audit.DefaultDLQTopic, 1)
+	berlin, err := time.LoadLocation("Europe/Berlin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := time.Now().In(berlin).Truncate(time.Second).Add(-20 * time.Second)
+	type fact struct {
+		kind codecs.Kind
+		at   time.Time
+	}
+	want := map[string][]fact{}
+	var recs []*kgo.Record
+	for i := range 5 {
+		id := fmt.Sprintf("0190a1b2-c3d4-7e5f-8a6b-%012d", 100+i)
+		recs = append(recs,
+			&kgo.Record{Key: []byte(id), Value: blogJSON(base, id, "produce", "test_topic", "ksb-demo-producer", 0, int64(i))},
+			&kgo.Record{Key: []byte(id), Value: blogJSON(base.Add(2*time.Second), id, "consume", "test_topic", "ksb-demo-group", 0, int64(i))})
+		want[id] = []fact{{codecs.KindProduce, base}, {codecs.KindConsume, base.Add(2 * time.Second)}}
+	}
+	if err := kafkatest.Client(t, c, kgo.DefaultProduceTopic("audit_topic")).ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	p := startShell(t, t.TempDir(), nil, subst(line, "kafka:9092", c.ListenAddrs()[0]))
+	got := kafkatest.Consume(t, c, audit.DefaultEventsTopic, len(recs), time.Minute)
+	p.stop(t)
+	if len(got) != len(recs) {
+		t.Fatalf("kaudit.events holds %d events, want %d\n%s", len(got), len(recs), p.output())
+	}
+	part := audit.Partitioner().ForTopic(audit.DefaultEventsTopic)
+	for _, r := range got {
+		var e codecs.Event
+		if err := codecs.UnmarshalEvent(r.Value, &e); err != nil {
+			t.Fatalf("event %q: %v", r.Value, err)
+		}
+		if wp := int32(part.Partition(&kgo.Record{Key: []byte(e.CorrelationID)}, parts)); r.Partition != wp {
+			t.Errorf("event of %s on partition %d, want %d (audit.Partitioner)", e.CorrelationID, r.Partition, wp)
+		}
+		facts := want[e.CorrelationID]
+		i := slices.IndexFunc(facts, func(f fact) bool { return f.kind == e.Kind })
+		if i < 0 {
+			t.Errorf("unexpected event %+v", e)
+			continue
+		}
+		at := e.AckNs
+		if e.Kind == codecs.KindConsume {
+			at = e.ConsumeNs
+		}
+		if !time.Unix(0, at).Equal(facts[i].at) || e.Topic != "test_topic" || e.Offset < 0 {
+			t.Errorf("%s event of %s at %s, want %s (Berlin wall time %s)", e.Kind, e.CorrelationID, time.Unix(0, at).UTC(), facts[i].at.UTC(), facts[i].at.Format(time.ANSIC))
+		}
+		want[e.CorrelationID] = slices.Delete(facts, i, i+1)
+	}
+}
