@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"maps"
 	"math/big"
 	"net"
 	"net/http"
@@ -668,5 +669,85 @@ func TestReadmeIngest(t *testing.T) {
 			t.Errorf("%s event of %s at %s, want %s (Berlin wall time %s)", e.Kind, e.CorrelationID, time.Unix(0, at).UTC(), facts[i].at.UTC(), facts[i].at.Format(time.ANSIC))
 		}
 		want[e.CorrelationID] = slices.Delete(facts, i, i+1)
+	}
+}
+
+// TestReadmeDemo runs README's `make demo` as `DURATION=20s make demo`
+// (what README and the Makefile say stops it by itself), with the
+// broker, the dashboard, the state folder and ClickHouse (a database of
+// the shared server) moved to the test's by their KAUDIT_* variables, and
+// checks the summary against what README says the demo does: three groups
+// expected to consume every message of demo.orders; billing and the slow
+// analytics get all of them, archiver dies a third of the way in, so
+// roughly two thirds of its messages are LOST, and nothing else happens.
+func TestReadmeDemo(t *testing.T) {
+	itest.Integration(t)
+	line := doccmd.Line(t, "README.md", "make demo")
+	root, err := filepath.Abs("..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch := chtest.NewDatabase(t)
+	out := shell(t, root, []string{"DURATION=20s", "KAUDIT_STATE_DIR=" + t.TempDir(), "KAUDIT_BROKER_ADDR=" + freeAddr(t),
+		"KAUDIT_WEB_ADDR=" + freeAddr(t), "KAUDIT_CLICKHOUSE_ADDR=" + ch.Addr, "KAUDIT_CLICKHOUSE_DATABASE=" + ch.Database}, line)
+	if !regexp.MustCompile(`(?m)^\[ *\d+s\] produced +\d+ \| consumed billing +\d+ analytics +\d+ archiver +\d+ `).MatchString(out) {
+		t.Errorf("make demo printed no progress line:\n%s", out)
+	}
+	_, summary, ok := strings.Cut(out, "Summary since ")
+	if !ok {
+		t.Fatalf("make demo printed no summary:\n%s", out)
+	}
+	rows := map[string][]string{}
+	var header []string
+	for l := range strings.Lines(summary) {
+		f := strings.Fields(l)
+		switch {
+		case len(f) > 2 && f[0] == "TOPIC":
+			header = f
+		case len(f) > 2 && f[0] == "demo.orders":
+			rows[f[1]] = f
+		}
+	}
+	col := func(group, name string) string {
+		i := slices.Index(header, name)
+		if i < 0 || i >= len(rows[group]) {
+			t.Fatalf("summary has no %s of %s:\n%s", name, group, summary)
+		}
+		return rows[group][i]
+	}
+	num := func(group, name string) int {
+		var n int
+		if _, err := fmt.Sscan(col(group, name), &n); err != nil {
+			t.Fatalf("%s of %s: %v", name, group, err)
+		}
+		return n
+	}
+	if len(rows) != 3 {
+		t.Fatalf("summary rows for demo.orders: %v, want billing, analytics and archiver:\n%s", slices.Sorted(maps.Keys(rows)), summary)
+	}
+	expected := num("billing", "EXPECTED")
+	if expected == 0 {
+		t.Fatalf("the demo produced nothing:\n%s", summary)
+	}
+	for _, g := range []string{"billing", "analytics", "archiver"} {
+		if n := num(g, "EXPECTED"); n != expected {
+			t.Errorf("%s expected %d messages, billing %d: every group is expected to consume every message", g, n, expected)
+		}
+		for _, c := range []string{"LATE", "DUPLICATE", "CORRUPTED", "PRODUCE_FAILED", "UNAUDITED"} {
+			if n := num(g, c); n != 0 {
+				t.Errorf("%s: %d %s, want none", g, n, c)
+			}
+		}
+		if d, l := num(g, "DELIVERED"), num(g, "LOST"); d+l != expected {
+			t.Errorf("%s: %d DELIVERED + %d LOST != %d EXPECTED", g, d, l, expected)
+		}
+	}
+	for _, g := range []string{"billing", "analytics"} {
+		if num(g, "LOST") != 0 || col(g, "COMPLETENESS") != "100.00%" {
+			t.Errorf("%s lost messages: %v", g, rows[g])
+		}
+	}
+	if share := float64(num("archiver", "DELIVERED")) / float64(expected); share < 0.2 || share > 0.5 {
+		t.Errorf("archiver consumed %.0f%% of the messages before it died, want about a third:\n%s", 100*share, summary)
 	}
 }
