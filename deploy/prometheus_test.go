@@ -13,14 +13,9 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/kaudit/kaudit/internal/testing/doccmd"
 	"github.com/kaudit/kaudit/internal/testing/itest"
 )
-
-// The command lines of docs/alerts.md this file runs.
-var promtoolDocLines = []string{
-	"promtool check rules deploy/prometheus/rules/kaudit.rules.yml",
-	"promtool test rules deploy/prometheus/tests/kaudit.rules.test.yml",
-}
 
 // correlatorMetrics are the correlator's metric names the rules may use
 // (the metrics contract of issue 11; histograms with their series).
@@ -59,10 +54,10 @@ func TestPrometheusRules(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, line := range promtoolDocLines {
-		if !strings.Contains(string(doc), "\n"+line+"\n") {
-			t.Errorf("docs/alerts.md does not show %q", line)
-		}
+	for _, line := range []string{
+		doccmd.Line(t, "docs/alerts.md", "promtool check rules deploy/prometheus/rules/kaudit.rules.yml"),
+		doccmd.Line(t, "docs/alerts.md", "promtool test rules deploy/prometheus/tests/kaudit.rules.test.yml"),
+	} {
 		out := run(t, root, strings.Fields(line)...)
 		if !strings.Contains(out, "SUCCESS") {
 			t.Errorf("%s:\n%s", line, out)

@@ -1,7 +1,6 @@
 package deploy_test
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"math/rand/v2"
@@ -9,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"reflect"
 	"strconv"
 	"strings"
 	"syscall"
@@ -21,34 +19,10 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kaudit/kaudit/internal/testing/chtest"
+	"github.com/kaudit/kaudit/internal/testing/doccmd"
 	"github.com/kaudit/kaudit/internal/testing/itest"
 	"github.com/kaudit/kaudit/store"
 )
-
-// docCommands returns the shell commands of the ```sh blocks of a doc.
-func docCommands(t *testing.T, path string) []string {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var out []string
-	in := false
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		line := sc.Text()
-		switch {
-		case strings.HasPrefix(line, "```sh"):
-			in = true
-		case strings.HasPrefix(line, "```"):
-			in = false
-		case in && strings.TrimSpace(line) != "":
-			out = append(out, strings.TrimSpace(line))
-		}
-	}
-	return out
-}
 
 // TestProxyDoc runs every command of docs/proxy.md, in order, against a
 // kfake broker and a real ClickHouse (their addresses, a free port for the
@@ -59,16 +33,13 @@ func docCommands(t *testing.T, path string) []string {
 func TestProxyDoc(t *testing.T) {
 	itest.Need(t, "kcat")
 	root := moduleRoot(t)
-	cmds := docCommands(t, filepath.Join(root, "docs", "proxy.md"))
-	want := []string{
-		"kaudit-proxy --upstream localhost:9092 --listen 127.0.0.1:19092 --auditors log,kafka --audit-log audit.jsonl",
-		"kcat -b 127.0.0.1:19092 -L",
-		"kaudit-sink --brokers localhost:9092 --clickhouse-addr localhost:9000",
-		"kaudit report --admin --since 1h",
-		"kaudit report --clients --since 1h",
-	}
-	if !reflect.DeepEqual(cmds, want) {
-		t.Fatalf("docs/proxy.md commands changed; update this test:\n got %q\nwant %q", cmds, want)
+	const doc = "docs/proxy.md"
+	cmds := []string{
+		doccmd.Line(t, doc, "kaudit-proxy --upstream localhost:9092 --listen 127.0.0.1:19092 --auditors log,kafka --audit-log audit.jsonl"),
+		doccmd.Line(t, doc, "kcat -b 127.0.0.1:19092 -L"),
+		doccmd.Line(t, doc, "kaudit-sink --brokers localhost:9092 --clickhouse-addr localhost:9000"),
+		doccmd.Line(t, doc, "kaudit report --admin --since 1h"),
+		doccmd.Line(t, doc, "kaudit report --clients --since 1h"),
 	}
 	bins := buildBinaries(t, root)
 	dir := t.TempDir()

@@ -19,6 +19,7 @@ import (
 	"github.com/kaudit/kaudit/codecs"
 	"github.com/kaudit/kaudit/internal/testing/alerttest"
 	"github.com/kaudit/kaudit/internal/testing/chtest"
+	"github.com/kaudit/kaudit/internal/testing/doccmd"
 	"github.com/kaudit/kaudit/internal/testing/kafkatest"
 )
 
@@ -28,20 +29,6 @@ const (
 	docExpectList = "kaudit expect list"
 	docAlerts     = "kaudit alerts --brokers kafka:9092 --clickhouse-addr clickhouse:9000 --alertmanager-url http://alertmanager:9093 --dashboard-url http://kaudit:8080"
 )
-
-// docLines checks that every line is in docs/alerts.md, verbatim.
-func docLines(t *testing.T, lines ...string) {
-	t.Helper()
-	doc, err := os.ReadFile(filepath.Join("..", "docs", "alerts.md"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, l := range lines {
-		if !strings.Contains(string(doc), "\n"+l+"\n") {
-			t.Errorf("docs/alerts.md does not show the command line %q", l)
-		}
-	}
-}
 
 // buildKaudit builds ./cmd/kaudit into a temporary folder.
 func buildKaudit(t *testing.T) string {
@@ -84,7 +71,9 @@ func docArgs(line string, hosts map[string]string) []string {
 // kept receiving it from each new process, and the resolution reached
 // both the webhook and Alertmanager.
 func TestAlertsCommandSurvivesSIGKILL(t *testing.T) {
-	docLines(t, docExpectSet, docExpectList, docAlerts)
+	expectSet := doccmd.Line(t, "docs/alerts.md", docExpectSet)
+	expectList := doccmd.Line(t, "docs/alerts.md", docExpectList)
+	alertsLine := doccmd.Line(t, "docs/alerts.md", docAlerts)
 	bin := buildKaudit(t)
 	kafka := kafkatest.NewCluster(t)
 	cfg, conn := chtest.Migrated(t)
@@ -110,16 +99,16 @@ func TestAlertsCommandSurvivesSIGKILL(t *testing.T) {
 		}
 		return string(out)
 	}
-	out := kaudit(append(docArgs(docExpectSet, nil), "--brokers", brokers)...)
+	out := kaudit(append(docArgs(expectSet, nil), "--brokers", brokers)...)
 	if !strings.Contains(out, "orders: SLO of each group: completeness 99.99%, p99 5s over 30d") {
 		t.Errorf("kaudit expect set printed:\n%s", out)
 	}
-	out = kaudit(append(docArgs(docExpectList, nil), "--brokers", brokers)...)
+	out = kaudit(append(docArgs(expectList, nil), "--brokers", brokers)...)
 	if !regexp.MustCompile(`(?m)^orders\s+\[billing\]\s+2m0s\s+\S+\s+completeness 99.99%, p99 5s over 30d$`).MatchString(out) {
 		t.Errorf("kaudit expect list printed:\n%s", out)
 	}
 
-	args := append(docArgs(docAlerts, map[string]string{
+	args := append(docArgs(alertsLine, map[string]string{
 		"kafka:9092": brokers, "clickhouse:9000": cfg.Addr, "http://alertmanager:9093": am.URL,
 	}), "--clickhouse-database", cfg.Database, "--webhook-url", rcv.URL+"/hook", "--every", "200ms")
 	var mu sync.Mutex

@@ -21,6 +21,7 @@ type demoCmd struct {
 	Rate       int           `help:"Demo messages per second." env:"KAUDIT_DEMO_RATE" default:"500"`
 	StateDir   string        `help:"Folder for the broker's, correlator's and local ClickHouse's data." env:"KAUDIT_STATE_DIR" default:".kaudit" type:"path"`
 	BrokerAddr string        `help:"Listen address of the embedded broker." env:"KAUDIT_BROKER_ADDR" default:"127.0.0.1:9092"`
+	WebAddr    string        `help:"Listen address of the web dashboard (off: none)." env:"KAUDIT_WEB_ADDR" default:"127.0.0.1:8080"`
 	// AlertmanagerURL sends the demo's SLO alerts to an Alertmanager.
 	AlertmanagerURL string `name:"alertmanager-url" help:"Prometheus Alertmanager to send the demo's SLO alerts to (base URL; empty: none)." env:"KAUDIT_ALERTMANAGER_URL"`
 }
@@ -32,6 +33,7 @@ func (c *demoCmd) Run() error {
 	return demo.Run(ctx, demo.Config{
 		StateDir:   c.StateDir,
 		BrokerAddr: c.BrokerAddr,
+		WebAddr:    c.WebAddr,
 		ClickHouse: c.ClickHouse.Config(),
 		// A configured server is used if it answers; otherwise the demo
 		// starts its own.

@@ -21,6 +21,8 @@ type serverConfig struct {
 	HTTPPort int
 	// Node is set for a cluster node.
 	Node *nodeConfig
+	// Users are the users besides "default"; writeConfig XML-escapes them.
+	Users []User
 }
 
 // nodeConfig is a cluster node's part of config.xml, XML-escaped.
@@ -125,6 +127,17 @@ var usersTemplate = template.Must(template.New("users.xml").Parse(`<?xml version
             <profile>default</profile>
             <quota>default</quota>
         </default>
+{{- range .Users}}
+        <{{.Name}}>
+            <password>{{.Password}}</password>
+            <networks>
+                <ip>127.0.0.1</ip>
+                <ip>::1</ip>
+            </networks>
+            <profile>default</profile>
+            <quota>default</quota>
+        </{{.Name}}>
+{{- end}}
     </users>
     <quotas>
         <default>
@@ -149,6 +162,18 @@ func writeConfig(c serverConfig) (string, error) {
 		return "", fmt.Errorf("chserver: escape %q: %w", c.Dir, err)
 	}
 	c.XMLDir = esc.String()
+	users := make([]User, 0, len(c.Users))
+	for _, u := range c.Users {
+		if !xmlName.MatchString(u.Name) || u.Name == "default" {
+			return "", fmt.Errorf("chserver: user name %q is not a plain name other than default", u.Name)
+		}
+		var pw bytes.Buffer
+		if err := xml.EscapeText(&pw, []byte(u.Password)); err != nil {
+			return "", fmt.Errorf("chserver: escape the password of %s: %w", u.Name, err)
+		}
+		users = append(users, User{Name: u.Name, Password: pw.String()})
+	}
+	c.Users = users
 	for _, sub := range []string{"log", "data", "tmp", "user_files", "format_schemas", "user_scripts", "user_defined", "access"} {
 		if err := os.MkdirAll(filepath.Join(c.Dir, sub), 0o755); err != nil {
 			return "", fmt.Errorf("chserver: create %s: %w", sub, err)

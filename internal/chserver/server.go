@@ -57,6 +57,16 @@ type Options struct {
 	// macros, remote_servers and an interserver port for replicas to fetch
 	// parts. Nil: a single server, configured as before.
 	Node *Node
+	// Users are users besides "default" (which has no password), each
+	// with a password, reaching the server from localhost with the
+	// default profile. ClickHouse 18.16 has no CREATE USER: users are
+	// configured in users.xml, rewritten at every start.
+	Users []User
+}
+
+// User is a ClickHouse user of users.xml.
+type User struct {
+	Name, Password string
 }
 
 // Node is a cluster node's configuration.
@@ -242,7 +252,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 			stopTimeout: cmp.Or(opts.StopTimeout, DefaultStopTimeout),
 			log:         log,
 		}
-		cfg, err := writeConfig(serverConfig{Root: root, Dir: dir, TCPPort: ports[0], HTTPPort: ports[1], Node: node})
+		cfg, err := writeConfig(serverConfig{Root: root, Dir: dir, TCPPort: ports[0], HTTPPort: ports[1], Node: node, Users: opts.Users})
 		if err != nil {
 			cleanupDir(dir, removeDir)
 			return nil, err

@@ -39,7 +39,9 @@ func TestStartStop(t *testing.T) {
 	dir := t.TempDir()
 
 	began := time.Now()
-	srv, err := chserver.Start(ctx, chserver.Options{Dir: dir, Logger: testLogger(t), Install: true})
+	const password = `pw <&> "x"`
+	srv, err := chserver.Start(ctx, chserver.Options{Dir: dir, Logger: testLogger(t), Install: true,
+		Users: []chserver.User{{Name: "kaudit", Password: password}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,6 +84,21 @@ func TestStartStop(t *testing.T) {
 		t.Errorf("Version() = %q, server says %s", srv.Version(), want)
 	}
 	_ = conn.Close()
+
+	// Options.Users: user kaudit logs in with its password, and only with it.
+	conn, err = store.Open(ctx, store.Config{Addr: srv.Addr(), Database: "default", User: "kaudit", Password: password})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var user string // 18.16 has no currentUser()
+	if err := conn.QueryRow(ctx, "SELECT user FROM system.processes WHERE query LIKE '%users-probe%'").Scan(&user); err != nil || user != "kaudit" {
+		t.Errorf("the query runs as user %q (%v), want kaudit", user, err)
+	}
+	_ = conn.Close()
+	if conn, err := store.Open(ctx, store.Config{Addr: srv.Addr(), Database: "default", User: "kaudit", Password: "wrong"}); err == nil {
+		_ = conn.Close()
+		t.Error("user kaudit logged in with a wrong password")
+	}
 
 	resp, err := http.Get("http://" + srv.HTTPAddr() + "/ping")
 	if err != nil {

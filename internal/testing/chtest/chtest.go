@@ -28,6 +28,8 @@ package chtest
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"os"
@@ -152,7 +154,87 @@ func start() (*chserver.Server, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
 	defer cancel()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	return chserver.Start(ctx, chserver.Options{Logger: log, Install: true})
+	return chserver.Start(ctx, chserver.Options{Logger: log, Install: true,
+		Users: []chserver.User{{Name: User, Password: password}}})
+}
+
+// User is the user the test kit's servers have besides "default", with a
+// password (WithUser), for tests of the commands that log in as a user
+// (--clickhouse-user kaudit --clickhouse-password ...).
+const User = "kaudit"
+
+// Environment variables naming the user of an existing server
+// (EnvAddr) that WithUser logs in as.
+const (
+	EnvUser     = "KAUDIT_TEST_CLICKHOUSE_USER"
+	EnvPassword = "KAUDIT_TEST_CLICKHOUSE_PASSWORD"
+)
+
+// password is User's password, new for each test binary.
+var password = func() string {
+	b := make([]byte, 12)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}()
+
+// WithUser returns cfg logging in as User with its password (on an
+// existing server, cfg.Addr being EnvAddr: EnvUser and EnvPassword, which
+// must be set).
+func WithUser(t testing.TB, cfg store.Config) store.Config {
+	t.Helper()
+	cfg.User, cfg.Password = User, password
+	if a := os.Getenv(EnvAddr); a != "" && cfg.Addr == a {
+		cfg.User, cfg.Password = os.Getenv(EnvUser), os.Getenv(EnvPassword)
+		if cfg.User == "" || cfg.Password == "" {
+			t.Fatalf("chtest: %s names an existing server: set %s and %s to a user of it with a password", EnvAddr, EnvUser, EnvPassword)
+		}
+	}
+	return cfg
+}
+
+// named serializes the tests of a binary that use the same database name.
+var named sync.Map // name -> *sync.Mutex
+
+// NewNamedDatabase is NewDatabase with a given name, e.g.
+// store.DefaultDatabase for a test that runs a documented command exactly
+// as written: the database is dropped if it exists, created empty, and
+// dropped when the test ends; tests of the binary asking for the same
+// name run one after another. On an existing server (EnvAddr) it starts
+// a server of its own for the test, so as never to drop a database
+// someone else uses.
+func NewNamedDatabase(t testing.TB, name string) store.Config {
+	t.Helper()
+	itest.Integration(t)
+	var addr string
+	if os.Getenv(EnvAddr) != "" {
+		srv, err := start()
+		if err != nil {
+			t.Fatalf("chtest: %v", err)
+		}
+		t.Cleanup(func() { _ = srv.Stop() })
+		addr = srv.Addr()
+	} else {
+		addr = Start(t).Addr()
+	}
+	mu, _ := named.LoadOrStore(name, new(sync.Mutex))
+	mu.(*sync.Mutex).Lock()
+	admin := store.Config{Addr: addr, Database: "default"}
+	q := store.QuoteIdent(name)
+	if err := exec(admin, "DROP DATABASE IF EXISTS "+q); err != nil {
+		mu.(*sync.Mutex).Unlock()
+		t.Fatalf("chtest: %v", err)
+	}
+	if err := exec(admin, "CREATE DATABASE "+q); err != nil {
+		mu.(*sync.Mutex).Unlock()
+		t.Fatalf("chtest: %v", err)
+	}
+	t.Cleanup(func() {
+		defer mu.(*sync.Mutex).Unlock()
+		if err := exec(admin, "DROP DATABASE IF EXISTS "+q); err != nil {
+			t.Errorf("chtest: %v", err)
+		}
+	})
+	return store.Config{Addr: addr, Database: name}
 }
 
 // NewDatabase creates a database of its own for the test on the server of

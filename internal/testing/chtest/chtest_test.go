@@ -150,3 +150,21 @@ func TestCluster(t *testing.T) {
 	c.Restart(t, 1)
 	waitCount(1, 100)
 }
+
+// TestWithUserAndNamedDatabase: User logs in with WithUser's password and
+// with no other; NewNamedDatabase gives the named database, empty.
+func TestWithUserAndNamedDatabase(t *testing.T) {
+	ctx := context.Background()
+	cfg := chtest.NewNamedDatabase(t, "kaudit_chtest_named")
+	conn := chtest.Open(t, chtest.WithUser(t, cfg))
+	var n uint64
+	if err := conn.QueryRow(ctx, "SELECT count() FROM system.tables WHERE database = ?", cfg.Database).Scan(&n); err != nil || n != 0 {
+		t.Errorf("the named database has %d tables (%v), want a new empty one", n, err)
+	}
+	bad := chtest.WithUser(t, cfg)
+	bad.Password += "x"
+	if c, err := store.Open(ctx, bad); err == nil {
+		_ = c.Close()
+		t.Errorf("user %s logged in with a wrong password", bad.User)
+	}
+}
