@@ -14,6 +14,7 @@ import json
 import os
 import signal
 import sys
+import time
 
 from confluent_kafka import Producer
 
@@ -42,6 +43,12 @@ def main():
     out = {"parent": produce(dict(conf, **{"client.id": "parent"}), args.topic, b"from the parent")}
     # Keep one client alive across the fork, as a prefork server would.
     keep = Producer(dict(conf, **{"client.id": "kept"}))
+    # Fork once it is idle, as a prefork server does: librdkafka is not
+    # fork-safe, and a child forked while the parent's client threads are
+    # still starting (connecting, resolving) can inherit one of its locks
+    # held and hang in its own client, plugin or not.
+    keep.list_topics(timeout=10)
+    time.sleep(0.5)
 
     sys.stdout.flush()
     sys.stderr.flush()
