@@ -174,8 +174,11 @@ func TestWebProxyPages(t *testing.T) {
 		t.Errorf("DeleteTopics row: %q", got)
 	}
 	screenshot("admin.png")
+	// The filtered page is the one whose checkbox the server rendered
+	// checked (a click sets the property, not the attribute): waiting for
+	// #audit alone could count the rows of the page being left.
 	run("denied only", chromedp.Click(chromedp.ID("f-denied")), chromedp.Click(chromedp.ID("f-apply")),
-		chromedp.WaitVisible(chromedp.ID("audit")))
+		chromedp.WaitVisible(chromedp.CSS("input#f-denied[checked]")), chromedp.WaitVisible(chromedp.ID("audit")))
 	if n, allowedRows := count("#audit tbody tr"), count(`#audit tr[data-allowed="true"]`); n != 2 || allowedRows != 0 {
 		t.Errorf("denied only: %d rows (%d allowed), want 2 denied", n, allowedRows)
 	}
