@@ -166,13 +166,18 @@ func consume(brokers, topic, group, clientID string, session time.Duration, stal
 		case c := <-cmds:
 			switch c {
 			case "pause":
-				pctx, pcancel := context.WithTimeout(context.Background(), 2*time.Second)
-				fetches := cl.PollRecords(pctx, 20)
+				// Poll until a poll returns records (20 s at most): the
+				// scenario needs a batch the group delivers again.
+				pctx, pcancel := context.WithTimeout(context.Background(), 20*time.Second)
+				for n := 0; n == 0 && pctx.Err() == nil; {
+					fetches := cl.PollRecords(pctx, 20)
+					now := time.Now().UnixNano()
+					fetches.EachRecord(func(r *kgo.Record) {
+						n++
+						write(out, &mu, Record{Value: string(r.Value), Partition: r.Partition, Offset: r.Offset, ID: header(r), AtNs: now, Client: clientID})
+					})
+				}
 				pcancel()
-				now := time.Now().UnixNano()
-				fetches.EachRecord(func(r *kgo.Record) {
-					write(out, &mu, Record{Value: string(r.Value), Partition: r.Partition, Offset: r.Offset, ID: header(r), AtNs: now, Client: clientID})
-				})
 				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 				err := em.Close(ctx) // every audit event of every poll is sent
 				cancel()
