@@ -20,6 +20,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -40,10 +42,11 @@ import (
 )
 
 type config struct {
-	kcat   string
-	n      int
-	size   int
-	rounds int
+	kcat     string
+	n        int
+	size     int
+	rounds   int
+	proxyBin string // kaudit-proxy binary to run as its own process; "" = in this process
 }
 
 type run struct {
@@ -57,6 +60,7 @@ func main() {
 	flag.IntVar(&cfg.n, "n", 1_000_000, "messages per run")
 	flag.IntVar(&cfg.size, "size", 100, "bytes per message")
 	flag.IntVar(&cfg.rounds, "rounds", 3, "runs of each kind (alternating)")
+	flag.StringVar(&cfg.proxyBin, "proxy-bin", "", "run this kaudit-proxy binary as its own process (as deployed) instead of the proxy in this process")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of this process (broker and proxy) to this file")
 	flag.Parse()
 	if *cpuprofile != "" {
@@ -92,24 +96,42 @@ func bench(cfg config, out io.Writer) error {
 	defer c.Close()
 	direct := c.ListenAddrs()[0]
 
-	logFile, err := os.Create(filepath.Join(dir, "audit.jsonl"))
-	if err != nil {
-		return err
+	var (
+		proxyAddr string
+		stats     func() string
+	)
+	if cfg.proxyBin != "" {
+		addr, st, stop, err := startProxyProcess(cfg.proxyBin, direct, dir)
+		if err != nil {
+			return err
+		}
+		defer stop()
+		proxyAddr, stats = addr, st
+	} else {
+		logFile, err := os.Create(filepath.Join(dir, "audit.jsonl"))
+		if err != nil {
+			return err
+		}
+		lg := auditors.NewLog(logFile, logFile, auditors.FormatKaudit, nil)
+		agg := traffic.New(traffic.Config{Writers: []traffic.Writer{lg}, Proxy: "bench"})
+		p, err := proxy.New(proxy.Config{Upstream: []string{direct}, Listen: "127.0.0.1:0",
+			Auditors: []proxy.Auditor{lg}, Observers: []proxy.Observer{agg}})
+		if err != nil {
+			return err
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- p.Run(ctx) }()
+		defer func() {
+			cancel()
+			<-done
+		}()
+		proxyAddr = p.Addr()
+		stats = func() string {
+			st := p.Stats()
+			return fmt.Sprintf("%d requests, %d protocol errors, dropped %v", st.Requests, st.ProtocolErrors, st.Dropped)
+		}
 	}
-	lg := auditors.NewLog(logFile, logFile, auditors.FormatKaudit, nil)
-	agg := traffic.New(traffic.Config{Writers: []traffic.Writer{lg}, Proxy: "bench"})
-	p, err := proxy.New(proxy.Config{Upstream: []string{direct}, Listen: "127.0.0.1:0",
-		Auditors: []proxy.Auditor{lg}, Observers: []proxy.Observer{agg}})
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- p.Run(ctx) }()
-	defer func() {
-		cancel()
-		<-done
-	}()
 
 	admin, err := kgo.NewClient(kgo.SeedBrokers(direct))
 	if err != nil {
@@ -125,7 +147,7 @@ func bench(cfg config, out io.Writer) error {
 			}
 			addr := direct
 			if through {
-				addr = p.Addr()
+				addr = proxyAddr
 			}
 			r, err := kcat(cfg, addr, topic, input)
 			if err != nil {
@@ -139,9 +161,64 @@ func bench(cfg config, out io.Writer) error {
 			deleteTopic(admin, topic) // keep the broker's memory flat
 		}
 	}
-	st := p.Stats()
-	report(out, cfg, plain, proxied, st)
+	report(out, cfg, plain, proxied, stats())
 	return nil
+}
+
+// startProxyProcess runs the kaudit-proxy binary in front of upstream, with
+// the log auditor (and its traffic observer) writing into dir, and returns
+// its bootstrap address, a summary of its own metrics, and a stop function.
+func startProxyProcess(bin, upstream, dir string) (string, func() string, func(), error) {
+	var ports [3]int
+	for i := range ports {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return "", nil, nil, err
+		}
+		ports[i] = l.Addr().(*net.TCPAddr).Port
+		l.Close()
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", ports[0])
+	metrics := fmt.Sprintf("127.0.0.1:%d", ports[2])
+	cmd := exec.Command(bin, "--upstream", upstream, "--listen", addr, "--broker-port-base", strconv.Itoa(ports[1]),
+		"--auditors", "log", "--audit-log", filepath.Join(dir, "audit.jsonl"), "--metrics-addr", metrics, "--log-level", "warn")
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Start(); err != nil {
+		return "", nil, nil, err
+	}
+	stop := func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		_ = cmd.Wait()
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			stop()
+			return "", nil, nil, fmt.Errorf("%s did not listen on %s", bin, addr)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	stats := func() string {
+		resp, err := http.Get("http://" + metrics + "/metrics")
+		if err != nil {
+			return "metrics: " + err.Error()
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		var keep []string
+		for _, l := range strings.Split(string(b), "\n") {
+			for _, m := range []string{"kaudit_proxy_requests_total", "kaudit_proxy_protocol_errors_total", "kaudit_proxy_dropped_total"} {
+				if strings.HasPrefix(l, m) {
+					keep = append(keep, l)
+				}
+			}
+		}
+		return "(own process) " + strings.Join(keep, ", ")
+	}
+	return addr, stats, stop, nil
 }
 
 func writeInput(path string, n, size int) error {
@@ -237,6 +314,13 @@ func deleteTopic(cl *kgo.Client, topic string) {
 	_, _ = req.RequestWith(ctx, cl)
 }
 
+func where(cfg config) string {
+	if cfg.proxyBin != "" {
+		return "as its own process (" + cfg.proxyBin + ")"
+	}
+	return "in this process"
+}
+
 func median(v []float64) float64 {
 	v = slices.Clone(v)
 	slices.Sort(v)
@@ -253,7 +337,7 @@ func quantile(v []float64, q float64) float64 {
 	return v[min(max(i, 0), len(v)-1)]
 }
 
-func report(out io.Writer, cfg config, plain, proxied []run, st proxy.Stats) {
+func report(out io.Writer, cfg config, plain, proxied []run, stats string) {
 	rates := func(rs []run) []float64 {
 		v := make([]float64, len(rs))
 		for i, r := range rs {
@@ -270,11 +354,11 @@ func report(out io.Writer, cfg config, plain, proxied []run, st proxy.Stats) {
 	}
 	pr, xr := median(rates(plain)), median(rates(proxied))
 	prt, xrt := rtts(plain), rtts(proxied)
-	fmt.Fprintf(out, "kcat -P, %d messages of %d bytes, %d runs each (median throughput), kfake broker and kaudit-proxy in this process\n", cfg.n, cfg.size, cfg.rounds)
+	fmt.Fprintf(out, "kcat -P, %d messages of %d bytes, %d runs each (median throughput), kfake broker in this process, kaudit-proxy %s\n", cfg.n, cfg.size, cfg.rounds, where(cfg))
 	fmt.Fprintf(out, "%-14s %12s %22s %22s\n", "", "msgs/s", "produce rtt p50", "produce rtt p99")
 	fmt.Fprintf(out, "%-14s %12.0f %20.2fms %20.2fms   (%d requests)\n", "direct", pr, quantile(prt, 0.5), quantile(prt, 0.99), len(prt))
 	fmt.Fprintf(out, "%-14s %12.0f %20.2fms %20.2fms   (%d requests)\n", "through proxy", xr, quantile(xrt, 0.5), quantile(xrt, 0.99), len(xrt))
 	fmt.Fprintf(out, "throughput ratio:     %.2fx direct  (target >= 0.90x)\n", xr/pr)
 	fmt.Fprintf(out, "added p99 produce rtt: %.2fms  (target <= 1ms)\n", quantile(xrt, 0.99)-quantile(prt, 0.99))
-	fmt.Fprintf(out, "proxy: %d requests, %d protocol errors, dropped %v\n", st.Requests, st.ProtocolErrors, st.Dropped)
+	fmt.Fprintf(out, "proxy: %s\n", stats)
 }
