@@ -58,9 +58,11 @@ bench-plugin: deps plugin
 	$(GO) run ./cmd/kaudit-rdkafka/benchkcat -plugin bin/kaudit-rdkafka.so -n 200000
 
 ## bench-proxy: kcat producing 1,000,000 messages directly and through
-##              kaudit-proxy: throughput ratio and added produce latency.
+##              kaudit-proxy: throughput ratio and added produce latency,
+##              flat out, then fed at 200,000 messages/s (below saturation).
 bench-proxy: deps
 	$(GO) run ./cmd/kaudit-proxy/benchkcat -n 1000000 -rounds 5
+	$(GO) run ./cmd/kaudit-proxy/benchkcat -n 1000000 -rounds 5 -rate 200000
 
 ## fuzz: run each fuzz target for a while.
 fuzz:

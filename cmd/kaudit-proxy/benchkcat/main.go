@@ -47,6 +47,7 @@ type config struct {
 	size     int
 	rounds   int
 	proxyBin string // kaudit-proxy binary to run as its own process; "" = in this process
+	rate     int    // messages per second fed to kcat; 0 = as fast as it reads
 }
 
 type run struct {
@@ -60,6 +61,7 @@ func main() {
 	flag.IntVar(&cfg.n, "n", 1_000_000, "messages per run")
 	flag.IntVar(&cfg.size, "size", 100, "bytes per message")
 	flag.IntVar(&cfg.rounds, "rounds", 3, "runs of each kind (alternating)")
+	flag.IntVar(&cfg.rate, "rate", 0, "feed kcat this many messages per second (latency below saturation); 0: flat out")
 	flag.StringVar(&cfg.proxyBin, "proxy-bin", "", "run this kaudit-proxy binary as its own process (as deployed) instead of the proxy in this process")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of this process (broker and proxy) to this file")
 	flag.Parse()
@@ -253,7 +255,15 @@ func kcat(cfg config, addr, topic, input string) (run, error) {
 	}
 	defer in.Close()
 	cmd := exec.Command(cfg.kcat, args...)
-	cmd.Stdin = in
+	if cfg.rate > 0 {
+		stdin, err := cmd.StdinPipe()
+		if err != nil {
+			return run{}, err
+		}
+		go feed(stdin, in, cfg.rate)
+	} else {
+		cmd.Stdin = in
+	}
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		return run{}, err
@@ -284,6 +294,28 @@ func kcat(cfg config, addr, topic, input string) (run, error) {
 		return run{}, errors.New("kcat logged no ProduceResponse")
 	}
 	return r, nil
+}
+
+// feed copies the lines of in to w at rate lines per second (in steps of a
+// millisecond), then closes w.
+func feed(w io.WriteCloser, in io.Reader, rate int) {
+	defer w.Close()
+	sc := bufio.NewScanner(in)
+	bw := bufio.NewWriter(w)
+	start := time.Now()
+	sent := 0
+	for sc.Scan() {
+		bw.Write(sc.Bytes())
+		bw.WriteByte('\n')
+		sent++
+		if due := start.Add(time.Duration(sent) * time.Second / time.Duration(rate)); time.Until(due) > time.Millisecond {
+			if bw.Flush() != nil {
+				return
+			}
+			time.Sleep(time.Until(due))
+		}
+	}
+	bw.Flush()
 }
 
 func createTopic(cl *kgo.Client, topic string, partitions int32) error {
@@ -354,7 +386,11 @@ func report(out io.Writer, cfg config, plain, proxied []run, stats string) {
 	}
 	pr, xr := median(rates(plain)), median(rates(proxied))
 	prt, xrt := rtts(plain), rtts(proxied)
-	fmt.Fprintf(out, "kcat -P, %d messages of %d bytes, %d runs each (median throughput), kfake broker in this process, kaudit-proxy %s\n", cfg.n, cfg.size, cfg.rounds, where(cfg))
+	pace := "flat out"
+	if cfg.rate > 0 {
+		pace = fmt.Sprintf("fed at %d msgs/s", cfg.rate)
+	}
+	fmt.Fprintf(out, "kcat -P, %d messages of %d bytes %s, %d runs each (median throughput), kfake broker in this process, kaudit-proxy %s\n", cfg.n, cfg.size, pace, cfg.rounds, where(cfg))
 	fmt.Fprintf(out, "%-14s %12s %22s %22s\n", "", "msgs/s", "produce rtt p50", "produce rtt p99")
 	fmt.Fprintf(out, "%-14s %12.0f %20.2fms %20.2fms   (%d requests)\n", "direct", pr, quantile(prt, 0.5), quantile(prt, 0.99), len(prt))
 	fmt.Fprintf(out, "%-14s %12.0f %20.2fms %20.2fms   (%d requests)\n", "through proxy", xr, quantile(xrt, 0.5), quantile(xrt, 0.99), len(xrt))
