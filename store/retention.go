@@ -17,10 +17,14 @@ import (
 var RetentionTables = []string{EventsTable, DeliveriesTable, RollupTable, AdminAuditTable, ClientTrafficTable, LagTable}
 
 var (
+	// Partitions with rows: after DROP PARTITION, recent ClickHouse keeps an
+	// empty part covering the dropped range for a while (active, 0 rows),
+	// which is no partition to drop.
 	qPartitions = NewQuery("store.retention.partitions", `SELECT table, partition_id, sum(rows)
 		FROM {parts}
 		WHERE database = ? AND has(?, table) AND active
 		GROUP BY table, partition_id
+		HAVING sum(rows) > 0
 		ORDER BY table, partition_id`)
 	qDropPartition = map[string]*Query{}
 )
