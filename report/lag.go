@@ -53,24 +53,14 @@ func (l LagMinute) Age() time.Duration { return time.Duration(l.AgeMs) * time.Mi
 // a row had nothing pending (or no correlator reported it).
 func Lag(ctx context.Context, conn driver.Conn, db string, f Filter) ([]LagMinute, error) {
 	from, to := f.bounds()
-	rows, err := conn.Query(ctx, qLag.SQL(db), from, to, f.Topic, f.Topic, f.Group, f.Group)
-	if err != nil {
-		return nil, fmt.Errorf("report: lag: %w", err)
-	}
-	defer rows.Close()
-	var out []LagMinute
-	for rows.Next() {
-		var l LagMinute
-		if err := rows.Scan(&l.Minute, &l.Topic, &l.Group, &l.AgeMs, &l.Pending, &l.OldestAckNs, &l.Instances); err != nil {
-			return nil, fmt.Errorf("report: lag: %w", err)
-		}
-		l.Minute = l.Minute.UTC()
-		out = append(out, l)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("report: lag: %w", err)
-	}
-	return out, nil
+	return queryAll(ctx, conn, "lag", qLag.SQL(db), []any{from, to, f.Topic, f.Topic, f.Group, f.Group},
+		func(rows driver.Rows, l *LagMinute) error {
+			if err := rows.Scan(&l.Minute, &l.Topic, &l.Group, &l.AgeMs, &l.Pending, &l.OldestAckNs, &l.Instances); err != nil {
+				return err
+			}
+			l.Minute = l.Minute.UTC()
+			return nil
+		})
 }
 
 // FormatLag prints the per-minute lag table.

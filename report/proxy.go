@@ -76,23 +76,10 @@ type ClientFlow struct {
 // topic, direction and records (most first).
 func ClientFlows(ctx context.Context, conn driver.Conn, db string, f ClientFilter) ([]ClientFlow, error) {
 	from, to := f.bounds()
-	rows, err := conn.Query(ctx, qClientFlows.SQL(db), from, to, f.Topic, f.Topic, f.Principal, f.Principal)
-	if err != nil {
-		return nil, fmt.Errorf("report: client flows: %w", err)
-	}
-	defer rows.Close()
-	var out []ClientFlow
-	for rows.Next() {
-		var c ClientFlow
-		if err := rows.Scan(&c.Topic, &c.Principal, &c.ClientID, &c.Group, &c.Direction, &c.Records, &c.Bytes, &c.Requests, &c.Errors, &c.Minutes); err != nil {
-			return nil, fmt.Errorf("report: client flows: %w", err)
-		}
-		out = append(out, c)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("report: client flows: %w", err)
-	}
-	return out, nil
+	return queryAll(ctx, conn, "client flows", qClientFlows.SQL(db), []any{from, to, f.Topic, f.Topic, f.Principal, f.Principal},
+		func(rows driver.Rows, c *ClientFlow) error {
+			return rows.Scan(&c.Topic, &c.Principal, &c.ClientID, &c.Group, &c.Direction, &c.Records, &c.Bytes, &c.Requests, &c.Errors, &c.Minutes)
+		})
 }
 
 // TopicMinute is one topic's produced and consumed traffic in one minute.
@@ -106,23 +93,10 @@ type TopicMinute struct {
 // TopicMinutes returns the per-minute traffic of each topic, by minute.
 func TopicMinutes(ctx context.Context, conn driver.Conn, db string, f ClientFilter) ([]TopicMinute, error) {
 	from, to := f.bounds()
-	rows, err := conn.Query(ctx, qTopicMinutes.SQL(db), from, to, f.Topic, f.Topic, f.Principal, f.Principal)
-	if err != nil {
-		return nil, fmt.Errorf("report: topic minutes: %w", err)
-	}
-	defer rows.Close()
-	var out []TopicMinute
-	for rows.Next() {
-		var m TopicMinute
-		if err := rows.Scan(&m.Minute, &m.Topic, &m.ProducedRecords, &m.ConsumedRecords, &m.ProducedBytes, &m.ConsumedBytes); err != nil {
-			return nil, fmt.Errorf("report: topic minutes: %w", err)
-		}
-		out = append(out, m)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("report: topic minutes: %w", err)
-	}
-	return out, nil
+	return queryAll(ctx, conn, "topic minutes", qTopicMinutes.SQL(db), []any{from, to, f.Topic, f.Topic, f.Principal, f.Principal},
+		func(rows driver.Rows, m *TopicMinute) error {
+			return rows.Scan(&m.Minute, &m.Topic, &m.ProducedRecords, &m.ConsumedRecords, &m.ProducedBytes, &m.ConsumedBytes)
+		})
 }
 
 // AuditFilter selects admin audit rows: events in [Since, Until), of
@@ -166,26 +140,16 @@ func AdminAudit(ctx context.Context, conn driver.Conn, db string, f AuditFilter)
 	if f.Denied {
 		deniedOnly = 1
 	}
-	rows, err := conn.Query(ctx, qAdminAudit.SQL(db), from, to, f.Principal, f.Principal, f.Method, f.Method, f.Resource, f.Resource, deniedOnly, limit)
-	if err != nil {
-		return nil, fmt.Errorf("report: admin audit: %w", err)
-	}
-	defer rows.Close()
-	var out []AuditRow
-	for rows.Next() {
-		var a AuditRow
+	args := []any{from, to, f.Principal, f.Principal, f.Method, f.Method, f.Resource, f.Resource, deniedOnly, limit}
+	return queryAll(ctx, conn, "admin audit", qAdminAudit.SQL(db), args, func(rows driver.Rows, a *AuditRow) error {
 		var allowed uint8
 		if err := rows.Scan(&a.Time, &a.Method, &a.Operation, &a.ResourceType, &a.ResourceName, &a.PatternType,
 			&a.Principal, &a.ClientAddress, &a.ClientID, &allowed, &a.Error, &a.Detail); err != nil {
-			return nil, fmt.Errorf("report: admin audit: %w", err)
+			return err
 		}
 		a.Allowed = allowed == 1
-		out = append(out, a)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("report: admin audit: %w", err)
-	}
-	return out, nil
+		return nil
+	})
 }
 
 // FormatBytes renders a byte count: "512 B", "1.5 KiB", "12.0 MiB".

@@ -200,23 +200,10 @@ func scanRollup(rows driver.Rows, lead []any, c *Counts, ack, e2e *Quantiles) er
 // per-minute rollups (deliveries_1m FINAL). Refresh the rollups first (see
 // Refresher) to include the latest verdicts.
 func Overview(ctx context.Context, conn driver.Conn, db string, f Filter) ([]GroupStats, error) {
-	rows, err := conn.Query(ctx, qOverview.SQL(db), rollupArgs(f)...)
-	if err != nil {
-		return nil, fmt.Errorf("report: overview from %s.%s: %w", db, store.RollupTable, err)
-	}
-	defer rows.Close()
-	var out []GroupStats
-	for rows.Next() {
-		var g GroupStats
-		if err := scanRollup(rows, []any{&g.Topic, &g.Group}, &g.Counts, &g.Ack, &g.E2E); err != nil {
-			return nil, fmt.Errorf("report: overview from %s.%s: %w", db, store.RollupTable, err)
-		}
-		out = append(out, g)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("report: overview from %s.%s: %w", db, store.RollupTable, err)
-	}
-	return out, nil
+	return queryAll(ctx, conn, "overview from "+db+"."+store.RollupTable, qOverview.SQL(db), rollupArgs(f),
+		func(rows driver.Rows, g *GroupStats) error {
+			return scanRollup(rows, []any{&g.Topic, &g.Group}, &g.Counts, &g.Ack, &g.E2E)
+		})
 }
 
 // Series returns the counts and latencies of f's messages per interval of
@@ -225,25 +212,15 @@ func Overview(ctx context.Context, conn driver.Conn, db string, f Filter) ([]Gro
 // order. Intervals without messages are left out.
 func Series(ctx context.Context, conn driver.Conn, db string, f Filter, step time.Duration) ([]Point, error) {
 	stepSec := max(int64(step/time.Minute), 1) * 60
-	rows, err := conn.Query(ctx, qSeries.SQL(db), append([]any{stepSec, stepSec}, rollupArgs(f)...)...)
-	if err != nil {
-		return nil, fmt.Errorf("report: series from %s.%s: %w", db, store.RollupTable, err)
-	}
-	defer rows.Close()
-	var out []Point
-	for rows.Next() {
-		var p Point
+	args := append([]any{stepSec, stepSec}, rollupArgs(f)...)
+	return queryAll(ctx, conn, "series from "+db+"."+store.RollupTable, qSeries.SQL(db), args, func(rows driver.Rows, p *Point) error {
 		var start uint64
 		if err := scanRollup(rows, []any{&start}, &p.Counts, &p.Ack, &p.E2E); err != nil {
-			return nil, fmt.Errorf("report: series from %s.%s: %w", db, store.RollupTable, err)
+			return err
 		}
 		p.Start = time.Unix(int64(start), 0).UTC()
-		out = append(out, p)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("report: series from %s.%s: %w", db, store.RollupTable, err)
-	}
-	return out, nil
+		return nil
+	})
 }
 
 // Anomalies returns up to limit latest verdicts (deliveries FINAL) of f
@@ -254,29 +231,18 @@ func Anomalies(ctx context.Context, conn driver.Conn, db string, f Filter, limit
 	if !f.Until.IsZero() {
 		to = store.UnixSeconds(f.Until)
 	}
-	rows, err := conn.Query(ctx, qAnomalies.SQL(db), from, to, f.Topic, f.Topic, f.Group, f.Group,
-		codecs.StatusDelivered.String(), max(limit, 0))
-	if err != nil {
-		return nil, fmt.Errorf("report: anomalies from %s.deliveries: %w", db, err)
-	}
-	defer rows.Close()
-	var out []codecs.Verdict
-	for rows.Next() {
-		var v codecs.Verdict
+	args := []any{from, to, f.Topic, f.Topic, f.Group, f.Group, codecs.StatusDelivered.String(), max(limit, 0)}
+	return queryAll(ctx, conn, "anomalies from "+db+".deliveries", qAnomalies.SQL(db), args, func(rows driver.Rows, v *codecs.Verdict) error {
 		var status string
 		var firstSeen, decided time.Time
 		if err := rows.Scan(&v.CorrelationID, &v.Topic, &v.Group, &status, &v.Cause, &v.Seq, &v.Partition, &v.Offset,
 			&v.AckLatencyUs, &v.E2ELatencyUs, &v.ConsumeCount, &firstSeen, &decided); err != nil {
-			return nil, fmt.Errorf("report: anomalies from %s.deliveries: %w", db, err)
+			return err
 		}
 		v.Status, _ = codecs.ParseStatus(status)
 		v.FirstSeenNs, v.DecidedNs = firstSeen.UnixNano(), decided.UnixNano()
-		out = append(out, v)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("report: anomalies from %s.deliveries: %w", db, err)
-	}
-	return out, nil
+		return nil
+	})
 }
 
 // FormatPercent renders a percentage with two decimals, "-" for NaN.

@@ -70,26 +70,20 @@ func Trail(ctx context.Context, conn driver.Conn, db, correlationID string) (*Tr
 }
 
 func trailEvents(ctx context.Context, conn driver.Conn, db, id string) ([]sinks.EventRecord, error) {
-	rows, err := conn.Query(ctx, qTrailEvents.SQL(db), id)
-	if err != nil {
-		return nil, fmt.Errorf("report: trail events from %s.events: %w", db, err)
-	}
-	defer rows.Close()
-	var out []sinks.EventRecord
-	for rows.Next() {
-		r := sinks.EventRecord{Event: codecs.Event{CorrelationID: id}}
+	out, err := queryAll(ctx, conn, "trail events from "+db+".events", qTrailEvents.SQL(db), []any{id}, func(rows driver.Rows, r *sinks.EventRecord) error {
 		e := &r.Event
+		e.CorrelationID = id
 		var kind string
 		if err := rows.Scan(&kind, &e.Topic, &e.Partition, &e.Offset, &e.ClientID, &e.Group, &e.Host, &e.Source,
 			&e.SendNs, &e.AckNs, &e.ConsumeNs, &e.RecordTsNs, &e.Error, &e.PayloadSize, &e.Digest,
 			&r.From.Topic, &r.From.Partition, &r.From.Offset); err != nil {
-			return nil, fmt.Errorf("report: trail events from %s.events: %w", db, err)
+			return err
 		}
 		e.Kind, _ = codecs.ParseKind(kind) // an unknown kind stays KindUnknown
-		out = append(out, r)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("report: trail events from %s.events: %w", db, err)
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	// event_time has whole seconds; order within a second by the
 	// nanosecond event time, produce before consume.
@@ -100,30 +94,20 @@ func trailEvents(ctx context.Context, conn driver.Conn, db, id string) ([]sinks.
 }
 
 func trailDeliveries(ctx context.Context, conn driver.Conn, db, id string) ([]codecs.Verdict, error) {
-	rows, err := conn.Query(ctx, qTrailDeliveries.SQL(db), id)
-	if err != nil {
-		return nil, fmt.Errorf("report: trail deliveries from %s.deliveries: %w", db, err)
-	}
-	defer rows.Close()
-	var out []codecs.Verdict
-	for rows.Next() {
-		v := codecs.Verdict{CorrelationID: id}
+	return queryAll(ctx, conn, "trail deliveries from "+db+".deliveries", qTrailDeliveries.SQL(db), []any{id}, func(rows driver.Rows, v *codecs.Verdict) error {
+		v.CorrelationID = id
 		var status string
 		var firstSeen, decided time.Time
 		if err := rows.Scan(&v.Topic, &v.Group, &status, &v.Cause, &v.Seq,
 			&v.Partition, &v.Offset, &v.ProducerClient, &v.ProducerHost, &v.SendNs, &v.AckNs, &v.ProduceError, &v.PayloadSize,
 			&v.ConsumerClient, &v.ConsumerHost, &v.ConsumePartition, &v.ConsumeOffset, &v.FirstConsumeNs, &v.LastConsumeNs,
 			&v.ConsumeCount, &v.AckLatencyUs, &v.E2ELatencyUs, &firstSeen, &decided); err != nil {
-			return nil, fmt.Errorf("report: trail deliveries from %s.deliveries: %w", db, err)
+			return err
 		}
 		v.Status, _ = codecs.ParseStatus(status) // an unknown status stays StatusUnknown
 		v.FirstSeenNs, v.DecidedNs = firstSeen.UnixNano(), decided.UnixNano()
-		out = append(out, v)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("report: trail deliveries from %s.deliveries: %w", db, err)
-	}
-	return out, nil
+		return nil
+	})
 }
 
 // timeLayout shows event times to the microsecond, in UTC.
