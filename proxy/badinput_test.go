@@ -1,7 +1,6 @@
 package proxy_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -10,7 +9,6 @@ import (
 	"log/slog"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,24 +19,6 @@ import (
 	"github.com/kaudit/kaudit/internal/testing/itest"
 	"github.com/kaudit/kaudit/proxy"
 )
-
-// syncBuffer is a log sink tests can read while the proxy writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func header(key, version int16, corr int32, clientID string) []byte {
 	h := binary.BigEndian.AppendUint16(nil, uint16(key))
@@ -74,7 +54,7 @@ func TestBadInput(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	logs := &syncBuffer{}
+	logs := &itest.SyncBuffer{}
 	r := start(t, proxy.Config{Upstream: c.ListenAddrs(), MaxFrameBytes: 1 << 20,
 		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))})
 

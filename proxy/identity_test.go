@@ -29,12 +29,12 @@ import (
 // trafficSink collects the observer's records through the real log
 // auditor.
 type trafficSink struct {
-	buf *syncBuffer
+	buf *itest.SyncBuffer
 	agg *traffic.Aggregator
 }
 
 func newTrafficSink() *trafficSink {
-	buf := &syncBuffer{}
+	buf := &itest.SyncBuffer{}
 	lg := auditors.NewLog(buf, nil, auditors.FormatKaudit, nil)
 	return &trafficSink{buf: buf, agg: traffic.New(traffic.Config{Writers: []traffic.Writer{lg}})}
 }

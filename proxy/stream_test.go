@@ -29,7 +29,7 @@ func TestLargeProduce(t *testing.T) {
 	}
 	defer c.Close()
 	sink := newTrafficSink()
-	logs := &syncBuffer{}
+	logs := &itest.SyncBuffer{}
 	r := start(t, proxy.Config{Upstream: c.ListenAddrs(), Observers: []proxy.Observer{sink.agg}, Logger: testLoggerTo(logs)})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()

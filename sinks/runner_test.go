@@ -21,6 +21,7 @@ import (
 
 	"github.com/kaudit/kaudit/audit"
 	"github.com/kaudit/kaudit/codecs"
+	"github.com/kaudit/kaudit/internal/testing/itest"
 	"github.com/kaudit/kaudit/internal/testing/kafkatest"
 	"github.com/kaudit/kaudit/sinks"
 )
@@ -436,24 +437,6 @@ func TestRunnerDeadLetterOverBrokerLimitSendsSmallestStub(t *testing.T) {
 	}
 }
 
-// syncBuffer is a log destination safe for concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // A dead-letter topic the sink may not write to (ACLs): the bad record is
 // dropped, counted and logged at Error; the runner does not retry it
 // forever, and the good records around it are written and committed.
@@ -482,7 +465,7 @@ func TestRunnerDeadLetterTopicForbidden(t *testing.T) {
 	if err := prod.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
 		t.Fatal(err)
 	}
-	var logs syncBuffer
+	var logs itest.SyncBuffer
 	sink := newFlakySink()
 	r, stop := startRunner(t, c, sink, "g", func(cfg *sinks.Config[*sinks.Batch]) {
 		cfg.ClientOpts = []kgo.Opt{kgo.SASL(plain.Auth{User: "sink", Pass: "sink-secret"}.AsMechanism())}

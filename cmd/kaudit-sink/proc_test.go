@@ -1,7 +1,6 @@
 package main_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -59,29 +58,11 @@ func binary(t testing.TB, name string) string {
 	return filepath.Join(bins.dir, name)
 }
 
-// syncBuffer collects a process's output.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // proc is a running kaudit-sink.
 type proc struct {
 	t      testing.TB
 	cmd    *exec.Cmd
-	out    *syncBuffer
+	out    *itest.SyncBuffer
 	done   chan struct{}
 	health string // base URL of the metrics and health endpoints
 }
@@ -90,7 +71,7 @@ type proc struct {
 func startSink(t testing.TB, args ...string) *proc {
 	t.Helper()
 	addr := freeAddr(t)
-	p := &proc{t: t, out: &syncBuffer{}, done: make(chan struct{}), health: "http://" + addr}
+	p := &proc{t: t, out: &itest.SyncBuffer{}, done: make(chan struct{}), health: "http://" + addr}
 	p.cmd = exec.Command(binary(t, "kaudit-sink"), append(args, "--metrics-addr", addr)...)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	p.cmd.Env = append(os.Environ(), "KAUDIT_LOG_FORMAT=text")
