@@ -152,20 +152,43 @@ type tableStorage struct {
 	offset      atomic.Int64
 	offsetDirty atomic.Bool
 
-	// recent holds the values of the trails written or read last
-	// (write-through, bounded, oldest first out): the events of one message
-	// arrive close together, so most reads find their trail here instead of
-	// in Pebble, and every write finds the old value to replace its index
+	// recent holds the values of the trails read or flushed last (bounded,
+	// oldest first out), as Pebble holds them: the events of one message
+	// arrive close together, so most reads find their trail here instead
+	// of in Pebble, and a write finds the old value to replace its index
 	// entries.
 	cacheMu sync.Mutex
 	recent  map[string][]byte
 	ring    []string
 	next    int
 
-	// wmu guards wb, the batch every write reuses.
-	wmu sync.Mutex
-	wb  *pebble.Batch
+	// wmu guards dirty, the trails written since the last flush, and wb,
+	// the batch every flush reuses. Writes go to dirty (write-back) and
+	// reach Pebble together, one batch every flushEntries trails or
+	// flushBytes bytes, before any iterator opens and at Close: the events
+	// of one message are then one Pebble write, not one each, and a trail
+	// written and deleted between two flushes never reaches Pebble at all.
+	// It costs no durability: Pebble runs without a WAL and the changelog
+	// makes the table durable (above); a crash loses the dirty trails with
+	// the memtable, and the offset stored with the last flush is where
+	// goka's recovery reads the changelog from.
+	wmu        sync.Mutex
+	dirty      map[string]*change
+	dirtyBytes int
+	wb         *pebble.Batch
 }
+
+// change is a trail written since the last flush: its value in Pebble
+// (base, nil if none) and now (cur, nil if deleted).
+type change struct {
+	base, cur []byte
+}
+
+// A flush is due after this many written trails or bytes of them.
+const (
+	flushEntries = 8192
+	flushBytes   = 16 << 20
+)
 
 // recentCap is how many trails each partition keeps in memory.
 const recentCap = 16384
@@ -198,12 +221,6 @@ func (st *tableStorage) remember(key string, v []byte) {
 		st.next = (st.next + 1) % recentCap
 	}
 	st.recent[key] = v
-}
-
-func (st *tableStorage) forget(key string) {
-	st.cacheMu.Lock()
-	defer st.cacheMu.Unlock()
-	delete(st.recent, key)
 }
 
 var _ storage.Storage = (*tableStorage)(nil)
@@ -275,6 +292,9 @@ func (st *tableStorage) Close() error {
 		delete(st.owner.open, st.partition)
 	}
 	st.owner.mu.Unlock()
+	// Without a WAL, what is not flushed is gone at Close: flush, so that a
+	// clean stop (a rebalance, a shutdown) needs no recovery afterwards.
+	flushErr := st.flush()
 	st.mu.Lock()
 	db := st.db
 	st.db = nil
@@ -289,8 +309,10 @@ func (st *tableStorage) Close() error {
 	case <-time.After(30 * time.Second):
 		return fmt.Errorf("correlator storage: close %s: iterators still open after 30s", st.path)
 	}
-	// Without a WAL, what is not flushed is gone at Close: flush, so that a
-	// clean stop (a rebalance, a shutdown) needs no recovery afterwards.
+	if flushErr != nil {
+		_ = db.Close()
+		return flushErr
+	}
 	st.wmu.Lock()
 	if st.wb != nil {
 		_ = st.wb.Close()
@@ -330,6 +352,22 @@ func (st *tableStorage) Has(key string) (bool, error) {
 // Get implements storage.Storage. The value returned must not be
 // modified (goka only decodes it).
 func (st *tableStorage) Get(key string) ([]byte, error) {
+	st.wmu.Lock()
+	ch, ok := st.dirty[key]
+	st.wmu.Unlock()
+	if ok {
+		return ch.cur, nil
+	}
+	v, err := st.stored(key)
+	if err != nil {
+		return nil, fmt.Errorf("correlator storage: get: %w", err)
+	}
+	return v, nil
+}
+
+// stored returns the value of key in Pebble, from the cache if it is
+// there, and caches it.
+func (st *tableStorage) stored(key string) ([]byte, error) {
 	if v, ok := st.cached(key); ok {
 		if len(v) == 0 {
 			return nil, nil
@@ -338,7 +376,7 @@ func (st *tableStorage) Get(key string) ([]byte, error) {
 	}
 	v, err := st.get(dataKey(key))
 	if err != nil {
-		return nil, fmt.Errorf("correlator storage: get: %w", err)
+		return nil, err
 	}
 	if v == nil {
 		st.remember(key, absent)
@@ -364,32 +402,93 @@ func (st *tableStorage) get(k []byte) ([]byte, error) {
 	return out, err
 }
 
-// old returns the stored value of key.
-func (st *tableStorage) old(key string) ([]byte, error) {
-	if v, ok := st.cached(key); ok {
-		if len(v) == 0 {
-			return nil, nil
+// put records value (nil: deleted) as key's new value, to be flushed, and
+// flushes when enough has been written.
+func (st *tableStorage) put(key string, value []byte) error {
+	st.wmu.Lock()
+	defer st.wmu.Unlock()
+	ch, ok := st.dirty[key]
+	if !ok {
+		base, err := st.stored(key)
+		if err != nil {
+			return err
 		}
-		return v, nil
+		ch = &change{base: base, cur: base}
+		if st.dirty == nil {
+			st.dirty = make(map[string]*change, flushEntries)
+		}
+		st.dirty[key] = ch
 	}
-	return st.get(dataKey(key))
+	switch {
+	case ch.cur == nil && value != nil:
+		st.trails.Add(1)
+	case ch.cur != nil && value == nil:
+		st.trails.Add(-1)
+	}
+	st.dirtyBytes += len(value) - len(ch.cur)
+	ch.cur = value
+	if len(st.dirty) >= flushEntries || st.dirtyBytes >= flushBytes {
+		return st.flushLocked()
+	}
+	return nil
 }
 
-// write commits what fill adds to the reused batch, with the pending
-// offset.
-func (st *tableStorage) write(fill func(b *pebble.Batch)) error {
-	return st.read(func(db *pebble.DB) error {
-		st.wmu.Lock()
-		defer st.wmu.Unlock()
+// flush writes the dirty trails to Pebble.
+func (st *tableStorage) flush() error {
+	st.wmu.Lock()
+	defer st.wmu.Unlock()
+	return st.flushLocked()
+}
+
+// flushLocked writes the dirty trails, their index entries and the
+// pending offset in one batch; the caller holds wmu.
+func (st *tableStorage) flushLocked() error {
+	if len(st.dirty) == 0 {
+		return nil
+	}
+	err := st.read(func(db *pebble.DB) error {
 		if st.wb == nil {
 			st.wb = db.NewBatch()
 		}
 		b := st.wb
 		defer b.Reset()
-		fill(b)
+		for key, ch := range st.dirty {
+			if ch.base == nil && ch.cur == nil {
+				continue // written and deleted since the last flush
+			}
+			oldKeys, newKeys := indexKeys(key, ch.base), indexKeys(key, ch.cur)
+			for _, k := range oldKeys {
+				if !containsKey(newKeys, k) {
+					_ = b.Delete(k, nil)
+				}
+			}
+			for _, k := range newKeys {
+				if !containsKey(oldKeys, k) {
+					_ = b.Set(k, nil, nil)
+				}
+			}
+			if ch.cur == nil {
+				_ = b.Delete(dataKey(key), nil)
+			} else {
+				_ = b.Set(dataKey(key), ch.cur, nil)
+			}
+		}
 		st.addOffset(b)
 		return b.Commit(pebble.NoSync)
 	})
+	if err != nil {
+		return fmt.Errorf("correlator storage: flush: %w", err)
+	}
+	for key, ch := range st.dirty {
+		if ch.cur == nil {
+			st.remember(key, absent)
+		} else {
+			st.remember(key, ch.cur)
+		}
+	}
+	clear(st.dirty)
+	st.dirtyBytes = 0
+	return nil
 }
 
 // indexKeys returns the index entries of a stored value.
@@ -413,34 +512,14 @@ func indexKeys(key string, value []byte) [][]byte {
 	return keys
 }
 
-// Set implements storage.Storage: the trail and its index entries are
-// written in one batch.
+// Set implements storage.Storage: the trail and its index entries reach
+// Pebble in one batch, at the next flush.
 func (st *tableStorage) Set(key string, value []byte) error {
-	old, err := st.old(key)
-	if err != nil {
-		return fmt.Errorf("correlator storage: set: %w", err)
+	if len(value) == 0 {
+		value = nil // no trail is empty: read as absent, like a delete
 	}
-	err = st.write(func(b *pebble.Batch) {
-		oldKeys, newKeys := indexKeys(key, old), indexKeys(key, value)
-		for _, k := range oldKeys {
-			if !containsKey(newKeys, k) {
-				_ = b.Delete(k, nil)
-			}
-		}
-		for _, k := range newKeys {
-			if !containsKey(oldKeys, k) {
-				_ = b.Set(k, nil, nil)
-			}
-		}
-		_ = b.Set(dataKey(key), value, nil)
-	})
-	if err != nil {
-		st.forget(key)
+	if err := st.put(key, value); err != nil {
 		return fmt.Errorf("correlator storage: set: %w", err)
-	}
-	st.remember(key, value)
-	if old == nil {
-		st.trails.Add(1)
 	}
 	return nil
 }
@@ -456,23 +535,8 @@ func containsKey(keys [][]byte, k []byte) bool {
 
 // Delete implements storage.Storage.
 func (st *tableStorage) Delete(key string) error {
-	old, err := st.old(key)
-	if err != nil {
+	if err := st.put(key, nil); err != nil {
 		return fmt.Errorf("correlator storage: delete: %w", err)
-	}
-	st.forget(key)
-	err = st.write(func(b *pebble.Batch) {
-		for _, k := range indexKeys(key, old) {
-			_ = b.Delete(k, nil)
-		}
-		_ = b.Delete(dataKey(key), nil)
-	})
-	if err != nil {
-		return fmt.Errorf("correlator storage: delete: %w", err)
-	}
-	st.remember(key, absent)
-	if old != nil {
-		st.trails.Add(-1)
 	}
 	return nil
 }
@@ -525,6 +589,9 @@ func (st *tableStorage) MarkRecovered() error { return nil }
 // Iterator implements storage.Storage. During a sweep it yields the trails
 // due by then, in due order; otherwise every trail.
 func (st *tableStorage) Iterator() (storage.Iterator, error) {
+	if err := st.flush(); err != nil {
+		return nil, err
+	}
 	if until := st.owner.sweepUntil.Load(); until != 0 {
 		it, err := st.newIter(&pebble.IterOptions{LowerBound: []byte{nsDue}, UpperBound: dueKey(until+1, "")})
 		if err != nil {
@@ -537,6 +604,9 @@ func (st *tableStorage) Iterator() (storage.Iterator, error) {
 
 // IteratorWithRange implements storage.Storage over the trails.
 func (st *tableStorage) IteratorWithRange(start, limit []byte) (storage.Iterator, error) {
+	if err := st.flush(); err != nil {
+		return nil, err
+	}
 	lower := append([]byte{nsData}, start...)
 	upper := []byte{nsData + 1}
 	if len(limit) > 0 {
@@ -634,6 +704,9 @@ type pendingStat struct {
 // their earliest acknowledgement time (a full scan of the index: what is
 // pending, not the table).
 func (st *tableStorage) pendingStats(into map[[2]string]pendingStat) error {
+	if err := st.flush(); err != nil {
+		return err
+	}
 	it, err := st.newIter(&pebble.IterOptions{LowerBound: []byte{nsPending}, UpperBound: []byte{nsPending + 1}})
 	if err != nil {
 		return err
@@ -664,6 +737,9 @@ func (st *tableStorage) pendingStats(into map[[2]string]pendingStat) error {
 // oldestPending returns, per (topic, group), the earliest acknowledgement
 // time among the trails' pending entries.
 func (st *tableStorage) oldestPending(into map[[2]string]int64) error {
+	if err := st.flush(); err != nil {
+		return err
+	}
 	it, err := st.newIter(&pebble.IterOptions{LowerBound: []byte{nsPending}, UpperBound: []byte{nsPending + 1}})
 	if err != nil {
 		return err

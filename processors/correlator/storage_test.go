@@ -1,9 +1,13 @@
 package correlator
 
 import (
+	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -193,5 +197,95 @@ func TestGateReleasesInOrder(t *testing.T) {
 	}
 	if errs[0] != nil || errs[1] == nil || errs[2] != nil {
 		t.Errorf("errors %v", errs)
+	}
+}
+
+// Writes are held back and flushed in batches (write-back): whatever the
+// mix of sets and deletes, across flushes, sweeps and a reopen, every read,
+// the whole-table iterator, the deadline index and the trail count agree
+// with a plain map of what was written.
+func TestStorageWriteBackMatchesModel(t *testing.T) {
+	dir := t.TempDir()
+	ss, st := openTestStorage(t, dir)
+	defer func() { _ = st.Close() }()
+	rng := rand.New(rand.NewPCG(1, 2))
+	model := map[string]int64{} // key → due
+	check := func(when string) {
+		t.Helper()
+		for i := range 3000 {
+			id := fmt.Sprintf("k%04d", i)
+			v, err := st.Get(id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			due, want := model[id]
+			if (v != nil) != want {
+				t.Fatalf("%s: Get(%s) = %d bytes, stored %v", when, id, len(v), want)
+			}
+			if want && !bytes.Equal(v, trailDue(id, due)) {
+				t.Fatalf("%s: Get(%s) is not the value last written", when, id)
+			}
+		}
+		var wantDue []string
+		for id, due := range model {
+			if due <= 5000 {
+				wantDue = append(wantDue, id)
+			}
+		}
+		slices.SortFunc(wantDue, func(a, b string) int {
+			if c := cmp.Compare(model[a], model[b]); c != 0 {
+				return c
+			}
+			return strings.Compare(a, b)
+		})
+		if got := visit(t, ss, st, 5000); !slices.Equal(got, wantDue) {
+			t.Fatalf("%s: %d due by 5000, want %d", when, len(got), len(wantDue))
+		}
+		it, err := st.Iterator()
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for it.Next() {
+			if _, ok := model[string(it.Key())]; !ok {
+				t.Fatalf("%s: iterator yields %s, deleted", when, it.Key())
+			}
+			n++
+		}
+		it.Release()
+		if n != len(model) {
+			t.Fatalf("%s: iterator yields %d trails, want %d", when, n, len(model))
+		}
+		if st.trails.Load() != int64(len(model)) {
+			t.Fatalf("%s: trail count %d, want %d", when, st.trails.Load(), len(model))
+		}
+	}
+	for round := range 6 {
+		for range 2 * flushEntries {
+			id := fmt.Sprintf("k%04d", rng.IntN(3000))
+			if rng.IntN(4) == 0 {
+				if err := st.Delete(id); err != nil {
+					t.Fatal(err)
+				}
+				delete(model, id)
+				continue
+			}
+			due := rng.Int64N(10000) + 1
+			if err := st.Set(id, trailDue(id, due)); err != nil {
+				t.Fatal(err)
+			}
+			model[id] = due
+		}
+		check(fmt.Sprintf("round %d", round))
+		if round%2 == 1 {
+			if err := st.Close(); err != nil {
+				t.Fatal(err)
+			}
+			ss, st = openTestStorage(t, dir)
+			for deadline := time.Now().Add(5 * time.Second); st.trails.Load() != int64(len(model)) && time.Now().Before(deadline); {
+				time.Sleep(time.Millisecond) // the count runs in the background
+			}
+			check(fmt.Sprintf("round %d, reopened", round))
+		}
 	}
 }
