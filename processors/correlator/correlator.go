@@ -50,10 +50,11 @@ const sweepVisitor = "sweep"
 // durations and counts are refused by New.
 type Config struct {
 	Brokers []string
-	// Sarama is the base client configuration of goka's clients (TLS,
+	// Sarama is the base client configuration of goka's consumers (TLS,
 	// SASL, version); nil means goka.DefaultConfig(). It is copied, never
-	// modified. ClientOpts configure the franz-go client that writes the
-	// verdicts and dead letters the same way (TLS, SASL).
+	// modified. ClientOpts configure the franz-go clients — goka's
+	// producer (table changelog) and the one that writes the verdicts and
+	// dead letters — the same way (TLS, SASL).
 	Sarama     *sarama.Config
 	ClientOpts []kgo.Opt
 	// Output replaces that client (tests).

@@ -49,6 +49,7 @@
 //     trail's current verdicts again with their seq, and writes the trail
 //     to the table topic again so the table cannot stay behind the local
 //     store.
+//
 //   - Verdicts decided by a sweep (LOST, UNAUDITED_PRODUCER, a cause turned
 //     into audit_gap). A sweep stores the decision in the trail, marked
 //     unconfirmed, before it writes the verdict; the trail is then due again
@@ -59,6 +60,14 @@
 //     another instance before the table update was acknowledged), that
 //     instance decides it again, with the same seq since it derives from
 //     the deadline.
+//
+//   - The local store. Pebble runs without a write-ahead log, and trail
+//     writes wait in memory for the next batch (storage.go): after kill -9
+//     it comes back as of its last memtable flush, trails, indexes and the
+//     table topic's offset all of one instant, and goka reads the table
+//     topic from that offset on before it processes any input. What the
+//     store loses is in the table topic; what the table topic lacks was
+//     never committed as consumed, so it is read again.
 //
 // So after kill -9 at any instant — while folding events, during a sweep,
 // during a rebalance — a restart on the same state directory, on an empty

@@ -31,7 +31,7 @@ type Output interface {
 // its own records and those of every earlier message of its partition are
 // acknowledged. goka's own emit of the table update is counted by goka, and
 // table updates of one partition are acknowledged in order (one idempotent
-// producer, one table partition), so a committed offset means every
+// franz-go producer, gokaopts.ProducerBuilder; one table partition), so a committed offset means every
 // earlier message's verdicts and table updates are durable.
 
 // gate orders the commits of one input partition.

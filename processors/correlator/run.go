@@ -120,6 +120,7 @@ func (c *Correlator) Options() []goka.ProcessorOption {
 	c.membership(base)
 	opts := gokaopts.Options(gokaopts.Config{
 		Base:        base,
+		ClientOpts:  c.cfg.ClientOpts,
 		StorageDir:  c.cfg.StorageDir,
 		Replication: c.cfg.Replication,
 		ClientID:    c.cfg.Group,
@@ -136,6 +137,7 @@ func (c *Correlator) Learner() (*learner.Learner, error) {
 	return learner.New(learner.Config{
 		Brokers:     c.cfg.Brokers,
 		Sarama:      c.cfg.Sarama,
+		ClientOpts:  c.cfg.ClientOpts,
 		Group:       c.cfg.LearnerGroup,
 		EventsTopic: c.cfg.EventsTopic,
 		StorageDir:  c.cfg.StorageDir + "-learner",

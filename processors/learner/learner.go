@@ -34,6 +34,7 @@ import (
 	"github.com/IBM/sarama"
 	"github.com/lovoo/goka"
 	"github.com/lovoo/goka/codec"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kaudit/kaudit/audit"
 	"github.com/kaudit/kaudit/codecs"
@@ -49,8 +50,11 @@ func Table(group string) goka.Table { return goka.GroupTable(goka.Group(group)) 
 
 // Config configures the learner.
 type Config struct {
-	Brokers     []string
+	Brokers []string
+	// Sarama configures goka's consumers; ClientOpts the producer (TLS,
+	// SASL) of the same cluster.
 	Sarama      *sarama.Config
+	ClientOpts  []kgo.Opt
 	Group       string
 	EventsTopic string
 	StorageDir  string
@@ -236,6 +240,7 @@ func (l *Learner) onLoop(ctx goka.Context, msg any) {
 func (l *Learner) Options() []goka.ProcessorOption {
 	return gokaopts.Options(gokaopts.Config{
 		Base:        l.cfg.Sarama,
+		ClientOpts:  l.cfg.ClientOpts,
 		StorageDir:  l.cfg.StorageDir,
 		Replication: l.cfg.Replication,
 		ClientID:    l.cfg.Group,

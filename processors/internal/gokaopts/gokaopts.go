@@ -1,8 +1,8 @@
 // Package gokaopts builds the goka processor options kaudit's processors
 // (the correlator and the learner) share, so they cannot drift apart: the
-// sarama settings (durable, idempotent producers; inputs read from the
-// oldest offset), the topic manager's replication, local storage, the slog
-// adapter for goka's logs and the client ID.
+// sarama settings (inputs read from the oldest offset), the producer
+// (franz-go: durable and idempotent), the topic manager's replication,
+// local storage, the slog adapter for goka's logs and the client ID.
 //
 //	opts := gokaopts.Options(gokaopts.Config{Base: sar, StorageDir: dir, Replication: 3, ClientID: group, Logger: log})
 //	proc, err := goka.NewProcessor(brokers, graph, opts...)
@@ -17,6 +17,7 @@ import (
 	"github.com/IBM/sarama"
 	"github.com/lovoo/goka"
 	"github.com/lovoo/goka/storage"
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // Config is what differs between the processors.
@@ -24,6 +25,9 @@ type Config struct {
 	// Base is the client configuration (TLS, SASL, version); nil means
 	// goka.DefaultConfig(). It is copied, never modified.
 	Base *sarama.Config
+	// ClientOpts are the same cluster's franz-go options (TLS, SASL), for
+	// the producer (ProducerBuilder).
+	ClientOpts []kgo.Opt
 	// StorageDir holds the local copies of the processor's tables.
 	StorageDir string
 	// Replication of the topics goka creates (group table, loop).
@@ -90,7 +94,7 @@ func Options(cfg Config) []goka.ProcessorOption {
 		goka.WithStorageBuilder(storage.DefaultBuilder(cfg.StorageDir)),
 		goka.WithConsumerGroupBuilder(goka.ConsumerGroupBuilderWithConfig(sc)),
 		goka.WithConsumerSaramaBuilder(goka.SaramaConsumerBuilderWithConfig(sc)),
-		goka.WithProducerBuilder(goka.ProducerBuilderWithConfig(sc)),
+		goka.WithProducerBuilder(ProducerBuilder(cfg.ClientOpts)),
 		goka.WithTopicManagerBuilder(goka.TopicManagerBuilderWithConfig(sc, TopicManager(cfg.Replication))),
 		goka.WithLogger(Logger{L: log}),
 		goka.WithClientID(cfg.ClientID),

@@ -1,0 +1,94 @@
+package gokaopts
+
+import (
+	"context"
+	"fmt"
+	"hash"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/lovoo/goka"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// ProducerBuilder returns a goka producer builder that writes through a
+// franz-go client: the processors' table changelogs and emits. goka's own
+// producer is sarama's, idempotent only with one request in flight per
+// broker; franz-go's is idempotent with five, so a processor's writes keep
+// their order and are never duplicated by a retry, at a fraction of the
+// cost per record (BenchmarkCorrelatorScale: the correlator went from 0.7×
+// to 1.0× a bare goka processor with this alone).
+//
+// Records go to the partition goka's hasher gives their key, as sarama's
+// hash partitioner computes it: a table's changelog stays co-partitioned
+// with its input. Writes wait for all in-sync replicas (franz-go's
+// default) and fail after deliveryTimeout; goka then stops the partition,
+// as it does on any failed write. The records of one partition are
+// acknowledged, and their promises finished, in the order they were
+// emitted. opts add TLS, SASL and the like.
+func ProducerBuilder(opts []kgo.Opt) goka.ProducerBuilder {
+	return func(brokers []string, clientID string, hasher func() hash.Hash32) (goka.Producer, error) {
+		all := append([]kgo.Opt{
+			kgo.SeedBrokers(brokers...),
+			kgo.ClientID(clientID),
+			kgo.RecordPartitioner(kgo.StickyKeyPartitioner(kgo.SaramaCompatHasher(func(key []byte) uint32 {
+				h := hasher()
+				_, _ = h.Write(key)
+				return h.Sum32()
+			}))),
+			kgo.RequiredAcks(kgo.AllISRAcks()),
+			// LZ4: as small as goka's default Snappy on audit records, and
+			// cheaper to write and read.
+			kgo.ProducerBatchCompression(kgo.Lz4Compression(), kgo.NoCompression()),
+			kgo.RecordDeliveryTimeout(deliveryTimeout),
+		}, opts...)
+		cl, err := kgo.NewClient(all...)
+		if err != nil {
+			return nil, fmt.Errorf("goka producer: %w", err)
+		}
+		return &producer{cl: cl}, nil
+	}
+}
+
+// deliveryTimeout is how long a write is retried before it fails.
+const deliveryTimeout = 2 * time.Minute
+
+type producer struct{ cl *kgo.Client }
+
+func (p *producer) Emit(topic string, key string, value []byte) *goka.Promise {
+	return p.EmitWithHeaders(topic, key, value, nil)
+}
+
+// EmitWithHeaders writes the record and returns the promise goka waits
+// for; it is finished with the record's partition and offset (goka stores
+// a table write's offset as its recovery point) or with the error.
+func (p *producer) EmitWithHeaders(topic string, key string, value []byte, headers goka.Headers) *goka.Promise {
+	promise, finish := goka.NewPromiseWithFinisher()
+	r := &kgo.Record{Topic: topic, Key: []byte(key), Value: value}
+	for k, v := range headers {
+		r.Headers = append(r.Headers, kgo.RecordHeader{Key: k, Value: v})
+	}
+	p.cl.Produce(context.Background(), r, func(r *kgo.Record, err error) {
+		msg := &sarama.ProducerMessage{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset,
+			Key: sarama.StringEncoder(key), Value: sarama.ByteEncoder(value)}
+		if err != nil {
+			err = fmt.Errorf("goka producer: write to %s: %w", topic, err)
+		}
+		finish(msg, err)
+	})
+	return promise
+}
+
+// Close waits up to a minute for the buffered writes (as goka's sarama
+// producer does) and closes the client; writes not acknowledged by then
+// fail their promises.
+func (p *producer) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	err := p.cl.Flush(ctx)
+	p.cl.Close()
+	if err != nil {
+		return fmt.Errorf("goka producer: flush at close: %w", err)
+	}
+	return nil
+}
