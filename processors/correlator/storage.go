@@ -3,11 +3,14 @@ package correlator
 import (
 	"bytes"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -27,6 +30,8 @@ import (
 //	0x01 next_due (8 bytes BE) key               → ∅   the deadline index
 //	0x02 topic 0x00 group 0x00 ack (8 BE) key    → ∅   the oldest-unconsumed index
 //	0x03 "offset"                                → the changelog offset (decimal)
+//	0x03 "trails"                                → how many trails (decimal)
+//	0x03 "pending"                               → entries of 0x02 per topic and group (JSON)
 //
 // Both index entries are read from the value's header (trail.proto), never
 // by decoding the trail.
@@ -49,7 +54,12 @@ const (
 	nsOffset  = 0x03
 )
 
-var offsetKey = []byte{nsOffset, 'o', 'f', 'f', 's', 'e', 't'}
+var (
+	offsetKey = []byte{nsOffset, 'o', 'f', 'f', 's', 'e', 't'}
+	countKey  = []byte{nsOffset, 't', 'r', 'a', 'i', 'l', 's'}
+	// pendingCountKey holds pendingCounts.
+	pendingCountKey = []byte{nsOffset, 'p', 'e', 'n', 'd', 'i', 'n', 'g'}
+)
 
 var errClosed = errors.New("correlator storage: closed")
 
@@ -137,6 +147,15 @@ type tableStorage struct {
 	partition int32
 	path      string
 	trails    atomic.Int64 // trails stored
+	// counted: trails holds the whole count (stored with every flush,
+	// so always of the same instant as the trails stored with it), not
+	// only the changes since Open while an older table is counted.
+	counted atomic.Bool
+	// pendings counts the oldest-unconsumed index's entries per topic and
+	// group (the lag report's counts, without scanning the index), kept
+	// and stored like trails; guarded by wmu.
+	pendings        map[[2]string]int64
+	pendingsCounted atomic.Bool
 
 	// mu guards db: goka may close a partition's storage (a rebalance)
 	// while a sweep opens an iterator on it; every use after Close fails
@@ -262,13 +281,39 @@ func (st *tableStorage) Open() error {
 	st.mu.Lock()
 	st.db = db
 	st.mu.Unlock()
-	// Count the stored trails in the background, on the iterator's snapshot
-	// of this instant: writes from now on add to trails on their own, so
-	// the sum is right once the count is in (a table of 10 M trails takes
-	// seconds to count, and goka waits for Open).
+	if err := st.loadCount(); err != nil {
+		_ = st.Close()
+		return err
+	}
+	st.owner.mu.Lock()
+	st.owner.open[st.partition] = st
+	st.owner.mu.Unlock()
+	return nil
+}
+
+// loadCount reads the stored trail count; a table written before it was
+// stored is counted in the background, on the iterator's snapshot of this
+// instant: writes from then on add to trails on their own, so the sum is
+// right once the count is in (a table of 10 M trails takes seconds to
+// count, and goka waits for Open).
+func (st *tableStorage) loadCount() error {
+	if err := st.loadPendingCounts(); err != nil {
+		return err
+	}
+	v, err := st.get(countKey)
+	if err != nil {
+		return fmt.Errorf("correlator storage: count %s: %w", st.path, err)
+	}
+	if v != nil {
+		n, err := strconv.ParseInt(string(v), 10, 64)
+		if err == nil {
+			st.trails.Store(n)
+			st.counted.Store(true)
+			return nil
+		}
+	}
 	it, err := st.newIter(&pebble.IterOptions{LowerBound: []byte{nsData}, UpperBound: []byte{nsData + 1}})
 	if err != nil {
-		_ = st.Close()
 		return fmt.Errorf("correlator storage: count %s: %w", st.path, err)
 	}
 	go func() {
@@ -277,12 +322,114 @@ func (st *tableStorage) Open() error {
 		for ok := it.First(); ok; ok = it.Next() {
 			n++
 		}
+		if it.Error() != nil {
+			return // counted again at the next Open
+		}
 		st.trails.Add(n)
+		st.counted.Store(true)
 	}()
-	st.owner.mu.Lock()
-	st.owner.open[st.partition] = st
-	st.owner.mu.Unlock()
 	return nil
+}
+
+// loadPendingCounts reads the stored pending counts, or counts them in the
+// background as loadCount does.
+func (st *tableStorage) loadPendingCounts() error {
+	st.wmu.Lock()
+	st.pendings = map[[2]string]int64{}
+	st.wmu.Unlock()
+	v, err := st.get(pendingCountKey)
+	if err != nil {
+		return fmt.Errorf("correlator storage: pending counts %s: %w", st.path, err)
+	}
+	if v != nil {
+		if m, err := decodePendingCounts(v); err == nil {
+			st.wmu.Lock()
+			st.pendings = m
+			st.wmu.Unlock()
+			st.pendingsCounted.Store(true)
+			return nil
+		}
+	}
+	it, err := st.newIter(&pebble.IterOptions{LowerBound: []byte{nsPending}, UpperBound: []byte{nsPending + 1}})
+	if err != nil {
+		return fmt.Errorf("correlator storage: pending counts %s: %w", st.path, err)
+	}
+	go func() {
+		defer st.releaseIter(it)
+		m := map[[2]string]int64{}
+		for ok := it.First(); ok; ok = it.Next() {
+			if id, _, ok := parsePendingKey(it.Key()); ok {
+				m[id]++
+			}
+		}
+		if it.Error() != nil {
+			return
+		}
+		st.wmu.Lock()
+		for id, n := range m {
+			st.pendings[id] += n
+		}
+		st.wmu.Unlock()
+		st.pendingsCounted.Store(true)
+	}()
+	return nil
+}
+
+// countPending adds d to the count of k's topic and group if k is a
+// pending entry; the caller holds wmu.
+func (st *tableStorage) countPending(k []byte, d int64) {
+	id, _, ok := parsePendingKey(k)
+	if !ok {
+		return
+	}
+	if n := st.pendings[id] + d; n != 0 {
+		st.pendings[id] = n
+	} else {
+		delete(st.pendings, id)
+	}
+}
+
+// parsePendingKey returns the topic and group and the ack time of a
+// pending entry's key.
+func parsePendingKey(key []byte) (id [2]string, ackNs int64, ok bool) {
+	if len(key) == 0 || key[0] != nsPending {
+		return id, 0, false
+	}
+	k := key[1:]
+	i := bytes.IndexByte(k, 0)
+	if i < 0 {
+		return id, 0, false
+	}
+	j := bytes.IndexByte(k[i+1:], 0)
+	if j < 0 || len(k) < i+1+j+1+8 {
+		return id, 0, false
+	}
+	return [2]string{string(k[:i]), string(k[i+1 : i+1+j])}, int64(binary.BigEndian.Uint64(k[i+1+j+1:])), true
+}
+
+func encodePendingCounts(m map[[2]string]int64) []byte {
+	flat := make(map[string]int64, len(m))
+	for id, n := range m {
+		flat[id[0]+"\x00"+id[1]] = n
+	}
+	b, _ := json.Marshal(flat) // a map of strings to numbers always encodes
+	return b
+}
+
+func decodePendingCounts(b []byte) (map[[2]string]int64, error) {
+	var flat map[string]int64
+	if err := json.Unmarshal(b, &flat); err != nil {
+		return nil, err
+	}
+	m := make(map[[2]string]int64, len(flat))
+	for k, n := range flat {
+		topic, group, ok := strings.Cut(k, "\x00")
+		if !ok {
+			return nil, fmt.Errorf("pending count key %q", k)
+		}
+		m[[2]string{topic, group}] = n
+	}
+	return m, nil
 }
 
 // Close implements storage.Storage.
@@ -460,11 +607,13 @@ func (st *tableStorage) flushLocked() error {
 			for _, k := range oldKeys {
 				if !containsKey(newKeys, k) {
 					_ = b.Delete(k, nil)
+					st.countPending(k, -1)
 				}
 			}
 			for _, k := range newKeys {
 				if !containsKey(oldKeys, k) {
 					_ = b.Set(k, nil, nil)
+					st.countPending(k, 1)
 				}
 			}
 			if ch.cur == nil {
@@ -474,6 +623,12 @@ func (st *tableStorage) flushLocked() error {
 			}
 		}
 		st.addOffset(b)
+		if st.counted.Load() {
+			_ = b.Set(countKey, strconv.AppendInt(nil, st.trails.Load(), 10), nil)
+		}
+		if st.pendingsCounted.Load() {
+			_ = b.Set(pendingCountKey, encodePendingCounts(st.pendings), nil)
+		}
 		return b.Commit(pebble.NoSync)
 	})
 	if err != nil {
@@ -700,38 +855,30 @@ type pendingStat struct {
 	count       uint64
 }
 
-// pendingStats counts, per (topic, group), the trails' pending entries and
-// their earliest acknowledgement time (a full scan of the index: what is
-// pending, not the table).
+// pendingStats returns, per (topic, group), the trails' pending entries
+// and their earliest acknowledgement time: the counts are kept as the
+// index is written, the times read from the first entry of each (topic,
+// group), so a report costs the groups, not the pending messages.
 func (st *tableStorage) pendingStats(into map[[2]string]pendingStat) error {
-	if err := st.flush(); err != nil {
+	if !st.pendingsCounted.Load() {
+		return fmt.Errorf("correlator storage: %s: pending messages still being counted", st.path)
+	}
+	oldest := map[[2]string]int64{}
+	if err := st.oldestPending(oldest); err != nil {
 		return err
 	}
-	it, err := st.newIter(&pebble.IterOptions{LowerBound: []byte{nsPending}, UpperBound: []byte{nsPending + 1}})
-	if err != nil {
-		return err
-	}
-	defer st.releaseIter(it)
-	for ok := it.First(); ok; ok = it.Next() {
-		k := it.Key()[1:]
-		i := bytes.IndexByte(k, 0)
-		if i < 0 {
-			continue
-		}
-		j := bytes.IndexByte(k[i+1:], 0)
-		if j < 0 || len(k) < i+1+j+1+8 {
-			continue
-		}
-		id := [2]string{string(k[:i]), string(k[i+1 : i+1+j])}
-		ack := int64(binary.BigEndian.Uint64(k[i+1+j+1:]))
+	st.wmu.Lock()
+	counts := maps.Clone(st.pendings)
+	st.wmu.Unlock()
+	for id, ack := range oldest {
 		s, seen := into[id]
 		if !seen || ack < s.oldestAckNs {
 			s.oldestAckNs = ack
 		}
-		s.count++
+		s.count += uint64(max(counts[id], 0))
 		into[id] = s
 	}
-	return it.Error()
+	return nil
 }
 
 // oldestPending returns, per (topic, group), the earliest acknowledgement
@@ -746,26 +893,19 @@ func (st *tableStorage) oldestPending(into map[[2]string]int64) error {
 	}
 	defer st.releaseIter(it)
 	for ok := it.First(); ok; {
-		k := it.Key()[1:]
-		i := bytes.IndexByte(k, 0)
-		if i < 0 {
+		id, ack, valid := parsePendingKey(it.Key())
+		if !valid {
 			ok = it.Next()
 			continue
 		}
-		j := bytes.IndexByte(k[i+1:], 0)
-		if j < 0 || len(k) < i+1+j+1+8 {
-			ok = it.Next()
-			continue
-		}
-		topic, group := string(k[:i]), string(k[i+1:i+1+j])
-		ack := int64(binary.BigEndian.Uint64(k[i+1+j+1:]))
-		id := [2]string{topic, group}
 		if old, seen := into[id]; !seen || ack < old {
 			into[id] = ack
 		}
 		// Skip the rest of this (topic, group): its first key is the oldest.
-		next := append([]byte{nsPending}, k[:i+1+j+1]...)
-		next[len(next)-1] = 1 // past the 0x00 separator
+		next := append([]byte{nsPending}, id[0]...)
+		next = append(next, 0)
+		next = append(next, id[1]...)
+		next = append(next, 1) // past the 0x00 separator
 		ok = it.SeekGE(next)
 	}
 	return it.Error()

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cockroachdb/pebble/v2"
 )
 
 func openTestStorage(t *testing.T, dir string) (*storages, *tableStorage) {
@@ -141,7 +143,6 @@ func TestStorageReopen(t *testing.T) {
 		t.Fatal(err)
 	}
 	ss, st = openTestStorage(t, dir)
-	defer st.Close()
 	if off, err := st.GetOffset(-1); err != nil || off != 41 {
 		t.Errorf("offset %d (%v)", off, err)
 	}
@@ -153,6 +154,38 @@ func TestStorageReopen(t *testing.T) {
 	}
 	if st.trails.Load() != 1 {
 		t.Errorf("trails %d after reopen", st.trails.Load())
+	}
+	// A table stored before its count was: counted at Open, in the
+	// background, then stored with the next flush.
+	if err := st.db.Delete(countKey, pebble.NoSync); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Set("y", trailDue("y", 10)); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	_, st = openTestStorage(t, dir)
+	for deadline := time.Now().Add(5 * time.Second); st.trails.Load() != 2 && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
+	if st.trails.Load() != 2 {
+		t.Errorf("trails %d after a reopen without a stored count, want 2", st.trails.Load())
+	}
+	for deadline := time.Now().Add(5 * time.Second); !st.counted.Load() && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
+	if err := st.Set("z", trailDue("z", 10)); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	_, st = openTestStorage(t, dir)
+	defer st.Close()
+	if !st.counted.Load() || st.trails.Load() != 3 {
+		t.Errorf("stored count %d (known %v) after the flush, want 3", st.trails.Load(), st.counted.Load())
 	}
 }
 
@@ -201,15 +234,21 @@ func TestGateReleasesInOrder(t *testing.T) {
 }
 
 // Writes are held back and flushed in batches (write-back): whatever the
-// mix of sets and deletes, across flushes, sweeps and a reopen, every read,
-// the whole-table iterator, the deadline index and the trail count agree
-// with a plain map of what was written.
+// mix of sets and deletes, across flushes, sweeps and reopens (one of them
+// of a table stored without its counts), every read, the whole-table
+// iterator, the deadline index, the trail count and the lag report's
+// pending counts and oldest acks agree with a plain map of what was
+// written.
 func TestStorageWriteBackMatchesModel(t *testing.T) {
+	type entry struct {
+		due    int64
+		groups []string
+	}
 	dir := t.TempDir()
 	ss, st := openTestStorage(t, dir)
 	defer func() { _ = st.Close() }()
 	rng := rand.New(rand.NewPCG(1, 2))
-	model := map[string]int64{} // key → due
+	model := map[string]entry{}
 	check := func(when string) {
 		t.Helper()
 		for i := range 3000 {
@@ -218,22 +257,32 @@ func TestStorageWriteBackMatchesModel(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			due, want := model[id]
+			e, want := model[id]
 			if (v != nil) != want {
 				t.Fatalf("%s: Get(%s) = %d bytes, stored %v", when, id, len(v), want)
 			}
-			if want && !bytes.Equal(v, trailDue(id, due)) {
+			if want && !bytes.Equal(v, trailDue(id, e.due, e.groups...)) {
 				t.Fatalf("%s: Get(%s) is not the value last written", when, id)
 			}
 		}
 		var wantDue []string
-		for id, due := range model {
-			if due <= 5000 {
+		wantPending := map[[2]string]pendingStat{}
+		for id, e := range model {
+			if e.due <= 5000 {
 				wantDue = append(wantDue, id)
+			}
+			for _, g := range e.groups {
+				k := [2]string{"orders", g}
+				p, seen := wantPending[k]
+				if !seen || e.due-100 < p.oldestAckNs {
+					p.oldestAckNs = e.due - 100
+				}
+				p.count++
+				wantPending[k] = p
 			}
 		}
 		slices.SortFunc(wantDue, func(a, b string) int {
-			if c := cmp.Compare(model[a], model[b]); c != 0 {
+			if c := cmp.Compare(model[a].due, model[b].due); c != 0 {
 				return c
 			}
 			return strings.Compare(a, b)
@@ -259,6 +308,23 @@ func TestStorageWriteBackMatchesModel(t *testing.T) {
 		if st.trails.Load() != int64(len(model)) {
 			t.Fatalf("%s: trail count %d, want %d", when, st.trails.Load(), len(model))
 		}
+		gotPending := map[[2]string]pendingStat{}
+		if err := st.pendingStats(gotPending); err != nil {
+			t.Fatal(err)
+		}
+		if fmt.Sprint(gotPending) != fmt.Sprint(wantPending) {
+			t.Fatalf("%s: pending %v, want %v", when, gotPending, wantPending)
+		}
+	}
+	reopen := func() {
+		t.Helper()
+		if err := st.Close(); err != nil {
+			t.Fatal(err)
+		}
+		ss, st = openTestStorage(t, dir)
+		for deadline := time.Now().Add(5 * time.Second); !(st.counted.Load() && st.pendingsCounted.Load()) && time.Now().Before(deadline); {
+			time.Sleep(time.Millisecond) // an older table is counted in the background
+		}
 	}
 	for round := range 6 {
 		for range 2 * flushEntries {
@@ -270,22 +336,30 @@ func TestStorageWriteBackMatchesModel(t *testing.T) {
 				delete(model, id)
 				continue
 			}
-			due := rng.Int64N(10000) + 1
-			if err := st.Set(id, trailDue(id, due)); err != nil {
+			e := entry{due: rng.Int64N(10000) + 1000}
+			for _, g := range []string{"billing", "search"} {
+				if rng.IntN(2) == 0 {
+					e.groups = append(e.groups, g)
+				}
+			}
+			if err := st.Set(id, trailDue(id, e.due, e.groups...)); err != nil {
 				t.Fatal(err)
 			}
-			model[id] = due
+			model[id] = e
 		}
 		check(fmt.Sprintf("round %d", round))
-		if round%2 == 1 {
-			if err := st.Close(); err != nil {
-				t.Fatal(err)
-			}
-			ss, st = openTestStorage(t, dir)
-			for deadline := time.Now().Add(5 * time.Second); st.trails.Load() != int64(len(model)) && time.Now().Before(deadline); {
-				time.Sleep(time.Millisecond) // the count runs in the background
-			}
+		switch round {
+		case 1, 5:
+			reopen()
 			check(fmt.Sprintf("round %d, reopened", round))
+		case 3: // a table stored before its counts were
+			for _, k := range [][]byte{countKey, pendingCountKey} {
+				if err := st.db.Delete(k, pebble.NoSync); err != nil {
+					t.Fatal(err)
+				}
+			}
+			reopen()
+			check(fmt.Sprintf("round %d, reopened without stored counts", round))
 		}
 	}
 }
