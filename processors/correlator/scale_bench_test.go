@@ -379,6 +379,10 @@ func preloadTrails(b *testing.B, dir, table string, n int) {
 	}
 	batches := make([]*pebble.Batch, benchPartitions)
 	counts := make([]int64, benchPartitions)
+	pendings := make([]map[[2]string]int64, benchPartitions)
+	for p := range pendings {
+		pendings[p] = map[[2]string]int64{}
+	}
 	now := time.Now().UnixNano()
 	flush := func(p int) {
 		if batches[p] == nil {
@@ -414,6 +418,9 @@ func preloadTrails(b *testing.B, dir, table string, n int) {
 		_ = bt.Set(dataKey(id), v, nil)
 		for _, k := range indexKeys(id, v) {
 			_ = bt.Set(k, nil, nil)
+			if pid, _, ok := parsePendingKey(k); ok {
+				pendings[p][pid]++
+			}
 		}
 		if bt.Count() >= 20_000 {
 			flush(p)
@@ -421,8 +428,11 @@ func preloadTrails(b *testing.B, dir, table string, n int) {
 	}
 	for p := range stores {
 		flush(p)
-		// The count a correlator that wrote these trails would have stored.
+		// The counts a correlator that wrote these trails would have stored.
 		if err := stores[p].db.Set(countKey, strconv.AppendInt(nil, counts[p], 10), pebble.NoSync); err != nil {
+			b.Fatal(err)
+		}
+		if err := stores[p].db.Set(pendingCountKey, encodePendingCounts(pendings[p]), pebble.NoSync); err != nil {
 			b.Fatal(err)
 		}
 		// Compact what was loaded, so the run measures a settled table,
