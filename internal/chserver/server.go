@@ -161,9 +161,10 @@ type Server struct {
 	stopErr  error
 }
 
-// errAddrInUse marks a start that failed because a chosen port was taken
-// between choosing and binding it; Start retries with new ports.
-var errAddrInUse = errors.New("address already in use")
+// ErrAddrInUse marks a start that failed because a chosen port was taken
+// between choosing and binding it; Start retries with new ports (a caller
+// that fixed the ports, as a cluster does, retries itself).
+var ErrAddrInUse = errors.New("address already in use")
 
 // Start runs a ClickHouse server as a child process listening on free
 // ports of 127.0.0.1 (native protocol and HTTP; nothing else), with its
@@ -263,7 +264,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 				"version", s.version, "dir", dir, "binary", bin, "took", time.Since(began).Round(time.Millisecond))
 			return s, nil
 		}
-		if errors.Is(err, errAddrInUse) && attempt < attempts && !fixed {
+		if errors.Is(err, ErrAddrInUse) && attempt < attempts && !fixed {
 			log.Warn("clickhouse server could not bind its ports; retrying with others", "err", err)
 			continue
 		}
@@ -315,7 +316,7 @@ func (s *Server) launch(ctx context.Context, bin, cfg string, timeout time.Durat
 		}
 		tail := s.logTail()
 		if strings.Contains(tail, "Address already in use") {
-			err = fmt.Errorf("%w: %w", errAddrInUse, err)
+			err = fmt.Errorf("%w: %w", ErrAddrInUse, err)
 		}
 		return fmt.Errorf("chserver: clickhouse server (%s, dir %s) did not start: %w\n--- server log tail ---\n%s", bin, s.dir, err, tail)
 	}

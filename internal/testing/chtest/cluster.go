@@ -2,6 +2,7 @@ package chtest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -121,7 +122,19 @@ func NewClusterDatabase(t testing.TB) store.Config {
 	return SharedCluster(t).NewDatabase(t, ShardedCluster)
 }
 
+// startCluster starts the cluster, again on other ports when a node
+// found one of its ports taken (the ports are chosen before any node
+// starts, since each node's configuration names the others').
 func startCluster() (*Cluster, error) {
+	for attempt := 1; ; attempt++ {
+		c, err := startClusterOnce()
+		if err == nil || !errors.Is(err, chserver.ErrAddrInUse) || attempt == 3 {
+			return c, err
+		}
+	}
+}
+
+func startClusterOnce() (*Cluster, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
 	defer cancel()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
