@@ -429,10 +429,13 @@ func preloadTrails(b *testing.B, dir, table string, n int) {
 	for p := range stores {
 		flush(p)
 		// The counts a correlator that wrote these trails would have stored.
-		if err := stores[p].db.Set(countKey, strconv.AppendInt(nil, counts[p], 10), pebble.NoSync); err != nil {
-			b.Fatal(err)
-		}
-		if err := stores[p].db.Set(pendingCountKey, encodePendingCounts(pendings[p]), pebble.NoSync); err != nil {
+		st := stores[p]
+		st.trails.Store(counts[p])
+		st.wmu.Lock()
+		st.pendings = pendings[p]
+		c := st.encodeCounts()
+		st.wmu.Unlock()
+		if err := st.db.Set(countsKey, c, pebble.NoSync); err != nil {
 			b.Fatal(err)
 		}
 		// Compact what was loaded, so the run measures a settled table,

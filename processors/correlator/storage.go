@@ -30,8 +30,7 @@ import (
 //	0x01 next_due (8 bytes BE) key               → ∅   the deadline index
 //	0x02 topic 0x00 group 0x00 ack (8 BE) key    → ∅   the oldest-unconsumed index
 //	0x03 "offset"                                → the changelog offset (decimal)
-//	0x03 "trails"                                → how many trails (decimal)
-//	0x03 "pending"                               → entries of 0x02 per topic and group (JSON)
+//	0x03 "counts"                                → the trails and the 0x02 entries per topic and group (JSON)
 //
 // Both index entries are read from the value's header (trail.proto), never
 // by decoding the trail.
@@ -56,9 +55,7 @@ const (
 
 var (
 	offsetKey = []byte{nsOffset, 'o', 'f', 'f', 's', 'e', 't'}
-	countKey  = []byte{nsOffset, 't', 'r', 'a', 'i', 'l', 's'}
-	// pendingCountKey holds pendingCounts.
-	pendingCountKey = []byte{nsOffset, 'p', 'e', 'n', 'd', 'i', 'n', 'g'}
+	countsKey = []byte{nsOffset, 'c', 'o', 'u', 'n', 't', 's'}
 )
 
 var errClosed = errors.New("correlator storage: closed")
@@ -147,15 +144,14 @@ type tableStorage struct {
 	partition int32
 	path      string
 	trails    atomic.Int64 // trails stored
-	// counted: trails holds the whole count (stored with every flush,
-	// so always of the same instant as the trails stored with it), not
-	// only the changes since Open while an older table is counted.
-	counted atomic.Bool
 	// pendings counts the oldest-unconsumed index's entries per topic and
-	// group (the lag report's counts, without scanning the index), kept
-	// and stored like trails; guarded by wmu.
-	pendings        map[[2]string]int64
-	pendingsCounted atomic.Bool
+	// group (the lag report's counts, without scanning the index); guarded
+	// by wmu. It and trails are stored with every flush (countsKey), so
+	// always of the same instant as the trails stored with them.
+	pendings map[[2]string]int64
+	// counted: trails and pendings hold the whole counts, not only the
+	// changes since Open while an older table is counted.
+	counted atomic.Bool
 
 	// mu guards db: goka may close a partition's storage (a rebalance)
 	// while a sweep opens an iterator on it; every use after Close fails
@@ -281,7 +277,7 @@ func (st *tableStorage) Open() error {
 	st.mu.Lock()
 	st.db = db
 	st.mu.Unlock()
-	if err := st.loadCount(); err != nil {
+	if err := st.loadCounts(); err != nil {
 		_ = st.Close()
 		return err
 	}
@@ -291,88 +287,83 @@ func (st *tableStorage) Open() error {
 	return nil
 }
 
-// loadCount reads the stored trail count; a table written before it was
+// storedCounts is the record under countsKey; Pending's keys are topic
+// 0x00 group.
+type storedCounts struct {
+	Trails  int64            `json:"trails"`
+	Pending map[string]int64 `json:"pending"`
+}
+
+// loadCounts reads the stored counts; a table written before they were
 // stored is counted in the background, on the iterator's snapshot of this
-// instant: writes from then on add to trails on their own, so the sum is
-// right once the count is in (a table of 10 M trails takes seconds to
+// instant: writes from then on add to the counts on their own, so the sums
+// are right once the count is in (a table of 10 M trails takes seconds to
 // count, and goka waits for Open).
-func (st *tableStorage) loadCount() error {
-	if err := st.loadPendingCounts(); err != nil {
-		return err
-	}
-	v, err := st.get(countKey)
+func (st *tableStorage) loadCounts() error {
+	st.wmu.Lock()
+	st.pendings = map[[2]string]int64{}
+	st.wmu.Unlock()
+	v, err := st.get(countsKey)
 	if err != nil {
-		return fmt.Errorf("correlator storage: count %s: %w", st.path, err)
+		return fmt.Errorf("correlator storage: counts %s: %w", st.path, err)
 	}
-	if v != nil {
-		n, err := strconv.ParseInt(string(v), 10, 64)
-		if err == nil {
-			st.trails.Store(n)
-			st.counted.Store(true)
-			return nil
+	var c storedCounts
+	if v != nil && json.Unmarshal(v, &c) == nil {
+		st.wmu.Lock()
+		for k, n := range c.Pending {
+			topic, group, _ := strings.Cut(k, "\x00")
+			st.pendings[[2]string{topic, group}] = n
 		}
+		st.wmu.Unlock()
+		st.trails.Store(c.Trails)
+		st.counted.Store(true)
+		return nil
 	}
-	it, err := st.newIter(&pebble.IterOptions{LowerBound: []byte{nsData}, UpperBound: []byte{nsData + 1}})
+	it, err := st.newIter(&pebble.IterOptions{LowerBound: []byte{nsData}, UpperBound: []byte{nsPending + 1}})
 	if err != nil {
-		return fmt.Errorf("correlator storage: count %s: %w", st.path, err)
+		return fmt.Errorf("correlator storage: counts %s: %w", st.path, err)
 	}
 	go func() {
 		defer st.releaseIter(it)
-		var n int64
-		for ok := it.First(); ok; ok = it.Next() {
-			n++
+		var trails int64
+		pending := map[[2]string]int64{}
+		for ok := it.First(); ok; {
+			k := it.Key()
+			switch {
+			case k[0] == nsDue: // as many entries as trails: skip them
+				ok = it.SeekGE([]byte{nsPending})
+				continue
+			case k[0] == nsData:
+				trails++
+			default:
+				if id, _, valid := parsePendingKey(k); valid {
+					pending[id]++
+				}
+			}
+			ok = it.Next()
 		}
 		if it.Error() != nil {
 			return // counted again at the next Open
 		}
-		st.trails.Add(n)
+		st.wmu.Lock()
+		for id, n := range pending {
+			st.pendings[id] += n
+		}
+		st.wmu.Unlock()
+		st.trails.Add(trails)
 		st.counted.Store(true)
 	}()
 	return nil
 }
 
-// loadPendingCounts reads the stored pending counts, or counts them in the
-// background as loadCount does.
-func (st *tableStorage) loadPendingCounts() error {
-	st.wmu.Lock()
-	st.pendings = map[[2]string]int64{}
-	st.wmu.Unlock()
-	v, err := st.get(pendingCountKey)
-	if err != nil {
-		return fmt.Errorf("correlator storage: pending counts %s: %w", st.path, err)
+// encodeCounts is the record stored under countsKey; the caller holds wmu.
+func (st *tableStorage) encodeCounts() []byte {
+	c := storedCounts{Trails: st.trails.Load(), Pending: make(map[string]int64, len(st.pendings))}
+	for id, n := range st.pendings {
+		c.Pending[id[0]+"\x00"+id[1]] = n
 	}
-	if v != nil {
-		if m, err := decodePendingCounts(v); err == nil {
-			st.wmu.Lock()
-			st.pendings = m
-			st.wmu.Unlock()
-			st.pendingsCounted.Store(true)
-			return nil
-		}
-	}
-	it, err := st.newIter(&pebble.IterOptions{LowerBound: []byte{nsPending}, UpperBound: []byte{nsPending + 1}})
-	if err != nil {
-		return fmt.Errorf("correlator storage: pending counts %s: %w", st.path, err)
-	}
-	go func() {
-		defer st.releaseIter(it)
-		m := map[[2]string]int64{}
-		for ok := it.First(); ok; ok = it.Next() {
-			if id, _, ok := parsePendingKey(it.Key()); ok {
-				m[id]++
-			}
-		}
-		if it.Error() != nil {
-			return
-		}
-		st.wmu.Lock()
-		for id, n := range m {
-			st.pendings[id] += n
-		}
-		st.wmu.Unlock()
-		st.pendingsCounted.Store(true)
-	}()
-	return nil
+	b, _ := json.Marshal(&c) // numbers and strings always encode
+	return b
 }
 
 // countPending adds d to the count of k's topic and group if k is a
@@ -405,31 +396,6 @@ func parsePendingKey(key []byte) (id [2]string, ackNs int64, ok bool) {
 		return id, 0, false
 	}
 	return [2]string{string(k[:i]), string(k[i+1 : i+1+j])}, int64(binary.BigEndian.Uint64(k[i+1+j+1:])), true
-}
-
-func encodePendingCounts(m map[[2]string]int64) []byte {
-	flat := make(map[string]int64, len(m))
-	for id, n := range m {
-		flat[id[0]+"\x00"+id[1]] = n
-	}
-	b, _ := json.Marshal(flat) // a map of strings to numbers always encodes
-	return b
-}
-
-func decodePendingCounts(b []byte) (map[[2]string]int64, error) {
-	var flat map[string]int64
-	if err := json.Unmarshal(b, &flat); err != nil {
-		return nil, err
-	}
-	m := make(map[[2]string]int64, len(flat))
-	for k, n := range flat {
-		topic, group, ok := strings.Cut(k, "\x00")
-		if !ok {
-			return nil, fmt.Errorf("pending count key %q", k)
-		}
-		m[[2]string{topic, group}] = n
-	}
-	return m, nil
 }
 
 // Close implements storage.Storage.
@@ -593,6 +559,7 @@ func (st *tableStorage) flushLocked() error {
 	if len(st.dirty) == 0 {
 		return nil
 	}
+	pendings := maps.Clone(st.pendings) // restored if the batch fails: the changes stay dirty
 	err := st.read(func(db *pebble.DB) error {
 		if st.wb == nil {
 			st.wb = db.NewBatch()
@@ -624,14 +591,12 @@ func (st *tableStorage) flushLocked() error {
 		}
 		st.addOffset(b)
 		if st.counted.Load() {
-			_ = b.Set(countKey, strconv.AppendInt(nil, st.trails.Load(), 10), nil)
-		}
-		if st.pendingsCounted.Load() {
-			_ = b.Set(pendingCountKey, encodePendingCounts(st.pendings), nil)
+			_ = b.Set(countsKey, st.encodeCounts(), nil)
 		}
 		return b.Commit(pebble.NoSync)
 	})
 	if err != nil {
+		st.pendings = pendings
 		return fmt.Errorf("correlator storage: flush: %w", err)
 	}
 	for key, ch := range st.dirty {
@@ -860,7 +825,7 @@ type pendingStat struct {
 // index is written, the times read from the first entry of each (topic,
 // group), so a report costs the groups, not the pending messages.
 func (st *tableStorage) pendingStats(into map[[2]string]pendingStat) error {
-	if !st.pendingsCounted.Load() {
+	if !st.counted.Load() {
 		return fmt.Errorf("correlator storage: %s: pending messages still being counted", st.path)
 	}
 	oldest := map[[2]string]int64{}
