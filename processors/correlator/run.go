@@ -162,7 +162,7 @@ func (c *Correlator) output() (Output, error) {
 		kgo.RecordPartitioner(audit.Partitioner()),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.ProducerLinger(2 * time.Millisecond),
-		kgo.ProducerBatchCompression(kgo.Lz4Compression(), kgo.NoCompression()),
+		kgo.ProducerBatchCompression(kgo.SnappyCompression(), kgo.NoCompression()), // as gokaopts.ProducerBuilder
 		kgo.RecordDeliveryTimeout(2 * time.Minute),
 	}, c.cfg.ClientOpts...)
 	cl, err := kgo.NewClient(opts...)
