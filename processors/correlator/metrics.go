@@ -24,8 +24,16 @@ type metrics struct {
 	folded   prometheus.Counter
 
 	mu      sync.Mutex
-	pairs   map[[2]string]struct{}
+	pairs   map[[2]string]*pairMetrics // folded pairs share other's
+	other   *pairMetrics
 	clients map[string]struct{}
+}
+
+// pairMetrics are the series of one (topic, group), looked up once: a
+// lookup by label values hashes them, and observe runs for every verdict.
+type pairMetrics struct {
+	ack, e2e prometheus.Observer
+	verdicts map[[2]string]prometheus.Counter // by status and cause
 }
 
 func newMetrics() *metrics {
@@ -53,7 +61,7 @@ func newMetrics() *metrics {
 			Name: "kaudit_metric_series_folded_total",
 			Help: "Label sets folded into topic=\"other\", group=\"other\" or client=\"other\" by the cardinality caps.",
 		}),
-		pairs:   map[[2]string]struct{}{},
+		pairs:   map[[2]string]*pairMetrics{},
 		clients: map[string]struct{}{},
 	}
 }
@@ -62,16 +70,37 @@ func newMetrics() *metrics {
 func (m *metrics) pair(topic, group string) (string, string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.seriesLocked(topic, group) == m.other {
+		return otherLabel, otherLabel
+	}
+	return topic, group
+}
+
+// seriesLocked returns the series of (topic, group), those of other past
+// the cap; the caller holds mu.
+func (m *metrics) seriesLocked(topic, group string) *pairMetrics {
 	k := [2]string{topic, group}
-	if _, ok := m.pairs[k]; ok {
-		return topic, group
+	if pm, ok := m.pairs[k]; ok {
+		return pm
 	}
 	if len(m.pairs) >= maxTopicGroups {
 		m.folded.Inc()
-		return otherLabel, otherLabel
+		if m.other == nil {
+			m.other = m.newPair(otherLabel, otherLabel)
+		}
+		return m.other
 	}
-	m.pairs[k] = struct{}{}
-	return topic, group
+	pm := m.newPair(topic, group)
+	m.pairs[k] = pm
+	return pm
+}
+
+func (m *metrics) newPair(topic, group string) *pairMetrics {
+	return &pairMetrics{
+		ack:      m.ack.WithLabelValues(topic, group),
+		e2e:      m.e2e.WithLabelValues(topic, group),
+		verdicts: map[[2]string]prometheus.Counter{},
+	}
 }
 
 func (m *metrics) client(id string) string {
@@ -92,16 +121,28 @@ func (m *metrics) client(id string) string {
 func (m *metrics) observe(vs []codecs.Verdict) {
 	for i := range vs {
 		v := &vs[i]
-		topic, group := m.pair(v.Topic, v.Group)
-		m.verdicts.WithLabelValues(topic, group, v.Status.String(), v.Cause).Inc()
+		status := v.Status.String()
+		m.mu.Lock()
+		pm := m.seriesLocked(v.Topic, v.Group)
+		c, ok := pm.verdicts[[2]string{status, v.Cause}]
+		if !ok {
+			topic, group := v.Topic, v.Group
+			if pm == m.other {
+				topic, group = otherLabel, otherLabel
+			}
+			c = m.verdicts.WithLabelValues(topic, group, status, v.Cause)
+			pm.verdicts[[2]string{status, v.Cause}] = c
+		}
+		m.mu.Unlock()
+		c.Inc()
 		if v.Status != codecs.StatusDelivered && v.Status != codecs.StatusLate {
 			continue
 		}
 		if v.AckLatencyUs >= 0 {
-			m.ack.WithLabelValues(topic, group).Observe(float64(v.AckLatencyUs) / 1e6)
+			pm.ack.Observe(float64(v.AckLatencyUs) / 1e6)
 		}
 		if v.E2ELatencyUs >= 0 {
-			m.e2e.WithLabelValues(topic, group).Observe(float64(v.E2ELatencyUs) / 1e6)
+			pm.e2e.Observe(float64(v.E2ELatencyUs) / 1e6)
 		}
 	}
 }
