@@ -253,6 +253,7 @@ type Correlator struct {
 	gates    gates
 	acks     acks
 	stores   *storages
+	trails   *handoffCodec
 	metrics  *metrics
 
 	events, repeats, verdicts, rewritten, dead, dropped, clamped, deleted, swept, outDropped atomic.Uint64
@@ -270,7 +271,7 @@ func New(cfg Config) (*Correlator, error) {
 		return nil, err
 	}
 	cfg.setDefaults()
-	c := &Correlator{cfg: cfg, log: cfg.Logger, out: cfg.Output, metrics: newMetrics()}
+	c := &Correlator{cfg: cfg, log: cfg.Logger, out: cfg.Output, metrics: newMetrics(), trails: newHandoffCodec()}
 	c.stores = newStorages(cfg.StorageDir, string(c.Table()))
 	return c, nil
 }
@@ -304,7 +305,7 @@ func (c *Correlator) Graph() *goka.GroupGraph {
 	return goka.DefineGroup(goka.Group(c.cfg.Group),
 		goka.Input(goka.Stream(c.cfg.EventsTopic), eventInputCodec{}, c.onEvent),
 		goka.Visitor(sweepVisitor, c.onSweep),
-		goka.Persist(TrailCodec{}),
+		goka.Persist(c.trails),
 		goka.Lookup(goka.Table(c.cfg.ExpectationsTopic), expectations.Codec{}),
 		goka.Lookup(learner.Table(c.cfg.LearnerGroup), learner.Codec{}),
 	)
@@ -460,6 +461,8 @@ func (c *Correlator) onEvent(ctx goka.Context, msg any) {
 	t.refreshDue(tm)
 	// Written even for a repeat: the local store may be ahead of the table
 	// topic after a crash, and the replay is what puts the table right.
+	// t is not touched after this (the table's codec hands it to the next
+	// event of the message).
 	ctx.SetValue(t)
 	c.events.Add(1)
 	if res.repeat {
@@ -504,7 +507,7 @@ func (c *Correlator) onSweep(ctx goka.Context, meta any) {
 		ctx.Delete()
 		c.deleted.Add(1)
 	case changed:
-		ctx.SetValue(t)
+		ctx.SetValue(t) // t is not changed after this (see onEvent)
 	}
 	if len(verdicts) == 0 {
 		return
