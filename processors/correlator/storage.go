@@ -73,6 +73,10 @@ type storages struct {
 	// base holds the options every partition is opened with, among them
 	// the block cache they share.
 	base pebble.Options
+	// filterMin and filterMax bound the keys a partition's key filter is
+	// sized for (filterMax × 10 bits: 20 MB); a partition holding more
+	// than half of filterMax trails does without.
+	filterMin, filterMax int
 }
 
 // blockCache is the size of the block cache the partitions of one
@@ -80,7 +84,7 @@ type storages struct {
 const blockCache = 256 << 20
 
 func newStorages(dir, table string) *storages {
-	s := &storages{dir: dir, table: table, open: map[int32]*tableStorage{}}
+	s := &storages{dir: dir, table: table, open: map[int32]*tableStorage{}, filterMin: 1 << 20, filterMax: 16 << 20}
 	s.base = pebble.Options{
 		Logger:       quietLogger{},
 		DisableWAL:   true,
@@ -191,6 +195,18 @@ type tableStorage struct {
 	dirty      map[string]*change
 	dirtyBytes int
 	wb         *pebble.Batch
+
+	// fmu guards filter, a superset of the stored trail keys (nil while
+	// the first is built, and for good past the storages' filterMax), and
+	// building, the filter being built from a scan of the table: every
+	// flush adds its keys to both before they reach Pebble, so a key
+	// Pebble holds is always in filter. A key filter does not hold is not
+	// looked up.
+	fmu      sync.Mutex
+	filter   *keyFilter
+	building *keyFilter
+	// closing stops a filter scan, which would hold Close up.
+	closing atomic.Bool
 }
 
 // change is a trail written since the last flush: its value in Pebble
@@ -277,7 +293,15 @@ func (st *tableStorage) Open() error {
 	st.mu.Lock()
 	st.db = db
 	st.mu.Unlock()
+	st.closing.Store(false)
 	if err := st.loadCounts(); err != nil {
+		_ = st.Close()
+		return err
+	}
+	st.fmu.Lock()
+	st.filter, st.building = nil, nil
+	st.fmu.Unlock()
+	if err := st.buildFilter(); err != nil {
 		_ = st.Close()
 		return err
 	}
@@ -408,6 +432,7 @@ func (st *tableStorage) Close() error {
 	// Without a WAL, what is not flushed is gone at Close: flush, so that a
 	// clean stop (a rebalance, a shutdown) needs no recovery afterwards.
 	flushErr := st.flush()
+	st.closing.Store(true)
 	st.mu.Lock()
 	db := st.db
 	st.db = nil
@@ -487,6 +512,10 @@ func (st *tableStorage) stored(key string) ([]byte, error) {
 		}
 		return v, nil
 	}
+	if !st.mayBeStored(key) {
+		st.remember(key, absent)
+		return nil, nil
+	}
 	v, err := st.get(dataKey(key))
 	if err != nil {
 		return nil, err
@@ -560,6 +589,7 @@ func (st *tableStorage) flushLocked() error {
 		return nil
 	}
 	pendings := maps.Clone(st.pendings) // restored if the batch fails: the changes stay dirty
+	st.filterAdd()
 	err := st.read(func(db *pebble.DB) error {
 		if st.wb == nil {
 			st.wb = db.NewBatch()
@@ -608,7 +638,7 @@ func (st *tableStorage) flushLocked() error {
 	}
 	clear(st.dirty)
 	st.dirtyBytes = 0
-	return nil
+	return st.rebuildFilterIfFull()
 }
 
 // indexKeys returns the index entries of a stored value.
@@ -886,4 +916,96 @@ func (quietLogger) Errorf(format string, args ...any) {
 }
 func (quietLogger) Fatalf(format string, args ...any) {
 	panic(fmt.Sprintf("pebble: "+format, args...))
+}
+
+// mayBeStored tells whether Pebble may hold key (false: it does not).
+func (st *tableStorage) mayBeStored(key string) bool {
+	st.fmu.Lock()
+	defer st.fmu.Unlock()
+	return st.filter == nil || st.filter.mayContain(key)
+}
+
+// filterAdd adds the keys of the dirty trails to the key filters, before
+// a flush writes them; the caller holds wmu.
+func (st *tableStorage) filterAdd() {
+	st.fmu.Lock()
+	defer st.fmu.Unlock()
+	if st.filter == nil && st.building == nil {
+		return
+	}
+	for key, ch := range st.dirty {
+		if ch.cur == nil {
+			continue
+		}
+		if st.filter != nil {
+			st.filter.add(key)
+		}
+		if st.building != nil {
+			st.building.add(key)
+		}
+	}
+}
+
+// rebuildFilterIfFull starts a new filter when the one in use is past its
+// capacity (mostly deleted trails by then).
+func (st *tableStorage) rebuildFilterIfFull() error {
+	st.fmu.Lock()
+	due := st.filter != nil && st.building == nil && st.filter.full()
+	st.fmu.Unlock()
+	if !due {
+		return nil
+	}
+	return st.buildFilter()
+}
+
+// buildFilter makes a key filter for twice the trails stored, from a scan
+// of the table in the background (the filter in use, if any, serves until
+// it is done); an empty table's is ready at once. The scan reads the
+// iterator's snapshot, opened after building is set: a key written before
+// is in the snapshot, one written after is added by its flush.
+func (st *tableStorage) buildFilter() error {
+	trails := int(max(st.trails.Load(), 0))
+	capacity := min(max(2*trails, st.owner.filterMin), st.owner.filterMax)
+	if trails > capacity/2 {
+		st.fmu.Lock()
+		st.filter, st.building = nil, nil // it would soon be full: do without
+		st.fmu.Unlock()
+		return nil
+	}
+	next := newKeyFilter(capacity)
+	if trails == 0 && st.counted.Load() {
+		st.fmu.Lock()
+		st.filter = next
+		st.fmu.Unlock()
+		return nil
+	}
+	st.fmu.Lock()
+	st.building = next
+	st.fmu.Unlock()
+	it, err := st.newIter(&pebble.IterOptions{LowerBound: []byte{nsData}, UpperBound: []byte{nsDue}})
+	if err != nil {
+		st.fmu.Lock()
+		st.building = nil
+		st.fmu.Unlock()
+		return fmt.Errorf("correlator storage: key filter %s: %w", st.path, err)
+	}
+	go func() {
+		defer st.releaseIter(it)
+		ok := it.First()
+		for ; ok && !st.closing.Load(); ok = it.Next() {
+			st.fmu.Lock()
+			next.addBytes(it.Key()[1:])
+			st.fmu.Unlock()
+		}
+		st.fmu.Lock()
+		defer st.fmu.Unlock()
+		if st.building != next {
+			return // closed and opened again meanwhile
+		}
+		st.building = nil
+		if !ok && it.Error() == nil && !st.closing.Load() {
+			st.filter = next
+		}
+	}()
+	return nil
 }

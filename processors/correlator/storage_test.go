@@ -16,7 +16,16 @@ import (
 
 func openTestStorage(t *testing.T, dir string) (*storages, *tableStorage) {
 	t.Helper()
+	return openTestStorageWith(t, dir, nil)
+}
+
+// openTestStorageWith opens a partition with its storages set by with.
+func openTestStorageWith(t *testing.T, dir string, with func(*storages)) (*storages, *tableStorage) {
+	t.Helper()
 	ss := newStorages(dir, "kaudit-correlator-table")
+	if with != nil {
+		with(ss)
+	}
 	st, err := ss.builder()("kaudit-correlator-table", 3)
 	if err != nil {
 		t.Fatal(err)
@@ -245,12 +254,26 @@ func TestStorageWriteBackMatchesModel(t *testing.T) {
 		groups []string
 	}
 	dir := t.TempDir()
-	ss, st := openTestStorage(t, dir)
+	// Key filters small enough to fill and be rebuilt (from scans running
+	// while the trails are written) many times over.
+	small := func(ss *storages) { ss.filterMin, ss.filterMax = 512, 4096 }
+	ss, st := openTestStorageWith(t, dir, small)
 	defer func() { _ = st.Close() }()
 	rng := rand.New(rand.NewPCG(1, 2))
 	model := map[string]entry{}
+	filtered, rebuilt := 0, 0 // checks made with a filter in use, filters seen replaced
+	var lastFilter *keyFilter
 	check := func(when string) {
 		t.Helper()
+		st.fmu.Lock()
+		if st.filter != nil {
+			filtered++
+			if lastFilter != nil && st.filter != lastFilter {
+				rebuilt++
+			}
+			lastFilter = st.filter
+		}
+		st.fmu.Unlock()
 		for i := range 3000 {
 			id := fmt.Sprintf("k%04d", i)
 			v, err := st.Get(id)
@@ -321,13 +344,17 @@ func TestStorageWriteBackMatchesModel(t *testing.T) {
 		if err := st.Close(); err != nil {
 			t.Fatal(err)
 		}
-		ss, st = openTestStorage(t, dir)
+		ss, st = openTestStorageWith(t, dir, small)
+		lastFilter = nil
 		for deadline := time.Now().Add(5 * time.Second); !st.counted.Load() && time.Now().Before(deadline); {
 			time.Sleep(time.Millisecond) // an older table is counted in the background
 		}
 	}
 	for round := range 6 {
-		for range 2 * flushEntries {
+		for i := range 2 * flushEntries {
+			if i%(flushEntries/4) == 0 {
+				check(fmt.Sprintf("round %d, write %d", round, i))
+			}
 			id := fmt.Sprintf("k%04d", rng.IntN(3000))
 			if rng.IntN(4) == 0 {
 				if err := st.Delete(id); err != nil {
@@ -359,5 +386,8 @@ func TestStorageWriteBackMatchesModel(t *testing.T) {
 			reopen()
 			check(fmt.Sprintf("round %d, reopened without stored counts", round))
 		}
+	}
+	if filtered == 0 || rebuilt == 0 {
+		t.Errorf("checks with a key filter in use %d, filters rebuilt %d: the filter went untested", filtered, rebuilt)
 	}
 }
