@@ -79,10 +79,8 @@ func (eventInputCodec) Decode(data []byte) (any, error) {
 type handoffCodec struct {
 	TrailCodec
 
-	mu   sync.Mutex
-	byAt map[*byte]handoff
-	ring []*byte // oldest first out
-	next int
+	mu    sync.Mutex
+	slots []handoff // direct-mapped by the bytes' address: a collision loses a hand-off, nothing else
 }
 
 type handoff struct {
@@ -90,12 +88,17 @@ type handoff struct {
 	data []byte // holds the array alive, so its address is not reused
 }
 
-// handoffCap bounds the trails held for a hand-off (a few MB): the events
-// of one message mostly arrive close together.
-const handoffCap = 16384
+// handoffSlots bounds the trails held for a hand-off (a few MB): the
+// events of one message mostly arrive close together.
+const handoffSlots = 16384
 
 func newHandoffCodec() *handoffCodec {
-	return &handoffCodec{byAt: make(map[*byte]handoff, handoffCap), ring: make([]*byte, handoffCap)}
+	return &handoffCodec{slots: make([]handoff, handoffSlots)}
+}
+
+func (c *handoffCodec) slot(at *byte) *handoff {
+	h := uint64(uintptr(unsafe.Pointer(at))) * 0x9e3779b97f4a7c15
+	return &c.slots[h>>32%uint64(len(c.slots))]
 }
 
 // Encode implements goka.Codec; the trail must not be changed afterwards.
@@ -104,14 +107,8 @@ func (c *handoffCodec) Encode(value any) ([]byte, error) {
 	if err != nil || len(data) == 0 {
 		return data, err
 	}
-	at := unsafe.SliceData(data)
 	c.mu.Lock()
-	if old := c.ring[c.next]; old != nil {
-		delete(c.byAt, old)
-	}
-	c.ring[c.next] = at
-	c.next = (c.next + 1) % len(c.ring)
-	c.byAt[at] = handoff{t: value.(*Trail), data: data}
+	*c.slot(unsafe.SliceData(data)) = handoff{t: value.(*Trail), data: data}
 	c.mu.Unlock()
 	return data, nil
 }
@@ -121,11 +118,11 @@ func (c *handoffCodec) Decode(data []byte) (any, error) {
 	if len(data) > 0 {
 		at := unsafe.SliceData(data)
 		c.mu.Lock()
-		h, ok := c.byAt[at]
-		if ok && len(h.data) == len(data) {
-			delete(c.byAt, at) // its ring slot is reused in turn
+		h := c.slot(at)
+		if t := h.t; t != nil && unsafe.SliceData(h.data) == at && len(h.data) == len(data) {
+			*h = handoff{} // once
 			c.mu.Unlock()
-			return h.t, nil
+			return t, nil
 		}
 		c.mu.Unlock()
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"reflect"
 	"testing"
+	"unsafe"
 )
 
 // The table codec hands an encoded trail back only for the bytes Encode
@@ -35,10 +36,13 @@ func TestHandoffCodec(t *testing.T) {
 		t.Errorf("a second read: handed back %v, equal %v", got == in, reflect.DeepEqual(got, want))
 	}
 
-	// Past the bound, the oldest are decoded from their bytes.
+	// Once its slot holds another, a trail is decoded from its bytes.
 	first := sampleTrail()
 	firstData, _ := c.Encode(first)
-	for range handoffCap {
+	for i := 0; c.slot(unsafe.SliceData(firstData)).t == first; i++ {
+		if i > 100*handoffSlots {
+			t.Fatal("the slot is never taken")
+		}
 		if _, err := c.Encode(sampleTrail()); err != nil {
 			t.Fatal(err)
 		}
@@ -46,8 +50,8 @@ func TestHandoffCodec(t *testing.T) {
 	if got := decode(firstData); got == first || !reflect.DeepEqual(got, want) {
 		t.Errorf("evicted: handed back %v, equal %v", got == first, reflect.DeepEqual(got, want))
 	}
-	if len(c.byAt) > handoffCap {
-		t.Errorf("%d trails held, bound %d", len(c.byAt), handoffCap)
+	if len(c.slots) > handoffSlots {
+		t.Errorf("%d trails held, bound %d", len(c.slots), handoffSlots)
 	}
 	if _, err := c.Decode([]byte{0xff, 0xff}); err == nil {
 		t.Error("malformed bytes decoded")
