@@ -273,6 +273,7 @@ func New(cfg Config) (*Correlator, error) {
 	cfg.setDefaults()
 	c := &Correlator{cfg: cfg, log: cfg.Logger, out: cfg.Output, metrics: newMetrics(), trails: newHandoffCodec()}
 	c.stores = newStorages(cfg.StorageDir, string(c.Table()))
+	c.stores.log = cfg.Logger
 	return c, nil
 }
 

@@ -67,7 +67,10 @@
 //     table topic's offset all of one instant, and goka reads the table
 //     topic from that offset on before it processes any input. What the
 //     store loses is in the table topic; what the table topic lacks was
-//     never committed as consumed, so it is read again.
+//     never committed as consumed, so it is read again. The key filter
+//     that spares the lookup of a new message's trail (keyfilter.go) lives
+//     in memory only and is rebuilt from the store at every open: until
+//     it is, every lookup goes to Pebble.
 //
 // So after kill -9 at any instant — while folding events, during a sweep,
 // during a rebalance — a restart on the same state directory, on an empty

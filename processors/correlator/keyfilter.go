@@ -1,8 +1,13 @@
 package correlator
 
 import (
-	"hash/maphash"
+	"bytes"
+	"encoding/binary"
+	"errors"
 	"math/bits"
+	"slices"
+
+	"github.com/cespare/xxhash/v2"
 )
 
 // keyFilter is a blocked Bloom filter over the trail keys stored in a table
@@ -14,7 +19,6 @@ import (
 // rebuilt from the table (tableStorage.buildFilter), and a key it holds may
 // not be stored (about 1 % at capacity); either way the lookup is made.
 type keyFilter struct {
-	seed   maphash.Seed
 	blocks [][8]uint64
 	n      int // keys added
 	cap    int // keys it was sized for
@@ -27,7 +31,7 @@ const (
 
 func newKeyFilter(capacity int) *keyFilter {
 	nblocks := max(1, capacity*filterBitsPerKey/512)
-	return &keyFilter{seed: maphash.MakeSeed(), blocks: make([][8]uint64, nblocks), cap: capacity}
+	return &keyFilter{blocks: make([][8]uint64, nblocks), cap: capacity}
 }
 
 // probe returns the block of a key's hash and the two halves of its bit
@@ -37,11 +41,10 @@ func (f *keyFilter) probe(h uint64) (*[8]uint64, uint32, uint32) {
 	return &f.blocks[hi], uint32(h), uint32(h>>32) | 1
 }
 
-func (f *keyFilter) add(key string) { f.set(f.probe(maphash.String(f.seed, key))) }
+func (f *keyFilter) add(key string) { f.set(f.probe(xxhash.Sum64String(key))) }
 
-// addBytes adds the key held in b (maphash hashes a string and its bytes
-// alike).
-func (f *keyFilter) addBytes(b []byte) { f.set(f.probe(maphash.Bytes(f.seed, b))) }
+// addBytes adds the key held in b.
+func (f *keyFilter) addBytes(b []byte) { f.set(f.probe(xxhash.Sum64(b))) }
 
 func (f *keyFilter) set(b *[8]uint64, h1, h2 uint32) {
 	for i := range uint32(filterProbes) {
@@ -52,7 +55,7 @@ func (f *keyFilter) set(b *[8]uint64, h1, h2 uint32) {
 }
 
 func (f *keyFilter) mayContain(key string) bool {
-	b, h1, h2 := f.probe(maphash.String(f.seed, key))
+	b, h1, h2 := f.probe(xxhash.Sum64String(key))
 	for i := range uint32(filterProbes) {
 		bit := (h1 + i*h2) & 511
 		if b[bit>>6]&(1<<(bit&63)) == 0 {
@@ -68,3 +71,66 @@ func (f *keyFilter) full() bool { return f.n >= f.cap }
 
 // bytes is its size in memory.
 func (f *keyFilter) bytes() int { return len(f.blocks) * 64 }
+
+// A saved filter (tableStorage.saveFilter): filterMagic, capacity, keys
+// added, the table files of the store it was saved with, the blocks
+// (little endian), and the xxhash of all that.
+var filterMagic = []byte("kaudit-keyfilter-1\n")
+
+func (f *keyFilter) marshal(tables []uint64) []byte {
+	b := append([]byte(nil), filterMagic...)
+	b = binary.AppendUvarint(b, uint64(f.cap))
+	b = binary.AppendUvarint(b, uint64(f.n))
+	b = binary.AppendUvarint(b, uint64(len(tables)))
+	for _, t := range tables {
+		b = binary.AppendUvarint(b, t)
+	}
+	b = slices.Grow(b, len(f.blocks)*64+8)
+	for i := range f.blocks {
+		for _, w := range f.blocks[i] {
+			b = binary.LittleEndian.AppendUint64(b, w)
+		}
+	}
+	return binary.LittleEndian.AppendUint64(b, xxhash.Sum64(b))
+}
+
+var errBadFilter = errors.New("not a saved key filter")
+
+// unmarshalKeyFilter returns a saved filter and the table files it was
+// saved with.
+func unmarshalKeyFilter(b []byte) (*keyFilter, []uint64, error) {
+	if len(b) < len(filterMagic)+8 || !bytes.HasPrefix(b, filterMagic) ||
+		xxhash.Sum64(b[:len(b)-8]) != binary.LittleEndian.Uint64(b[len(b)-8:]) {
+		return nil, nil, errBadFilter
+	}
+	r := b[len(filterMagic) : len(b)-8]
+	next := func() uint64 {
+		v, n := binary.Uvarint(r)
+		if n <= 0 {
+			r = nil
+			return 0
+		}
+		r = r[n:]
+		return v
+	}
+	capacity, added, ntables := next(), next(), next()
+	if r == nil || capacity == 0 || capacity > 1<<32 || ntables > uint64(len(r)) {
+		return nil, nil, errBadFilter
+	}
+	tables := make([]uint64, ntables)
+	for i := range tables {
+		tables[i] = next()
+	}
+	f := newKeyFilter(int(capacity))
+	if r == nil || len(r) != len(f.blocks)*64 {
+		return nil, nil, errBadFilter
+	}
+	f.n = int(added)
+	for i := range f.blocks {
+		for j := range f.blocks[i] {
+			f.blocks[i][j] = binary.LittleEndian.Uint64(r)
+			r = r[8:]
+		}
+	}
+	return f, tables, nil
+}

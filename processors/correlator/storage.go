@@ -6,9 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -42,6 +44,10 @@ import (
 // in the same batches — and goka reads the changelog from that offset on,
 // before any input is processed. This spares a write syscall per event.
 //
+// The first event of a message looks for a trail that does not exist; a
+// key filter per partition (keyfilter.go), a superset of the stored keys
+// kept in memory, answers most of those lookups without Pebble.
+//
 // goka visits a table by iterating its storage (Processor.VisitAll), and the
 // correlator's sweep is the only visitor: while a sweep runs, Iterator
 // yields only the keys whose next due time has passed, in due order, so a
@@ -73,6 +79,8 @@ type storages struct {
 	// base holds the options every partition is opened with, among them
 	// the block cache they share.
 	base pebble.Options
+	// log gets what the storages cannot return (a key filter not saved).
+	log *slog.Logger
 	// filterMin and filterMax bound the keys a partition's key filter is
 	// sized for (filterMax × 10 bits: 20 MB); a partition holding more
 	// than half of filterMax trails does without.
@@ -84,7 +92,8 @@ type storages struct {
 const blockCache = 256 << 20
 
 func newStorages(dir, table string) *storages {
-	s := &storages{dir: dir, table: table, open: map[int32]*tableStorage{}, filterMin: 1 << 20, filterMax: 16 << 20}
+	s := &storages{dir: dir, table: table, open: map[int32]*tableStorage{}, filterMin: 1 << 20, filterMax: 16 << 20,
+		log: slog.New(slog.DiscardHandler)}
 	s.base = pebble.Options{
 		Logger:       quietLogger{},
 		DisableWAL:   true,
@@ -301,7 +310,11 @@ func (st *tableStorage) Open() error {
 	st.fmu.Lock()
 	st.filter, st.building = nil, nil
 	st.fmu.Unlock()
-	if err := st.buildFilter(); err != nil {
+	if f := st.loadFilter(db); f != nil {
+		st.fmu.Lock()
+		st.filter = f
+		st.fmu.Unlock()
+	} else if err := st.buildFilter(); err != nil {
 		_ = st.Close()
 		return err
 	}
@@ -465,6 +478,7 @@ func (st *tableStorage) Close() error {
 		_ = db.Close()
 		return fmt.Errorf("correlator storage: flush %s: %w", st.path, err)
 	}
+	st.saveFilter(db)
 	if err := db.Close(); err != nil {
 		return fmt.Errorf("correlator storage: close %s: %w", st.path, err)
 	}
@@ -1008,4 +1022,77 @@ func (st *tableStorage) buildFilter() error {
 		}
 	}()
 	return nil
+}
+
+// The key filter is saved beside the store at Close and loaded at the next
+// Open, so that a clean restart or rebalance does not scan the table (a
+// table of 10 M trails takes seconds of CPU). It is used only if the store
+// holds the very table files it was saved with: the store runs without a
+// WAL, so any write that outlived a crash or a close, by this version or
+// any other, is in a table file written after the filter was saved, and
+// the filter is then built again from a scan instead.
+func (st *tableStorage) filterPath() string { return st.path + ".keys" }
+
+// tableFiles returns the numbers of the store's table files, in order.
+func tableFiles(db *pebble.DB) ([]uint64, error) {
+	levels, err := db.SSTables()
+	if err != nil {
+		return nil, err
+	}
+	var nums []uint64
+	for _, l := range levels {
+		for _, t := range l {
+			nums = append(nums, uint64(t.FileNum))
+		}
+	}
+	slices.Sort(nums)
+	return nums, nil
+}
+
+// saveFilter writes the filter in use, after the store's last flush; the
+// filter is only an optimisation, so a failure is logged, not returned.
+func (st *tableStorage) saveFilter(db *pebble.DB) {
+	path := st.filterPath()
+	_ = os.Remove(path)
+	st.fmu.Lock()
+	f := st.filter
+	st.fmu.Unlock()
+	if f == nil {
+		return
+	}
+	tables, err := tableFiles(db)
+	if err == nil {
+		err = writeFileAtomic(path, f.marshal(tables))
+	}
+	if err != nil {
+		st.owner.log.Warn("correlator storage: key filter not saved; the next open scans the table", "path", path, "err", err)
+	}
+}
+
+// loadFilter returns the saved filter if it is of the store as it is, and
+// removes it: a filter is loaded once.
+func (st *tableStorage) loadFilter(db *pebble.DB) *keyFilter {
+	path := st.filterPath()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil
+	}
+	_ = os.Remove(path)
+	f, saved, err := unmarshalKeyFilter(b)
+	if err != nil {
+		return nil
+	}
+	now, err := tableFiles(db)
+	if err != nil || !slices.Equal(now, saved) {
+		return nil
+	}
+	return f
+}
+
+func writeFileAtomic(path string, b []byte) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
 }

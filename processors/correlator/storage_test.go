@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -389,5 +390,86 @@ func TestStorageWriteBackMatchesModel(t *testing.T) {
 	}
 	if filtered == 0 || rebuilt == 0 {
 		t.Errorf("checks with a key filter in use %d, filters rebuilt %d: the filter went untested", filtered, rebuilt)
+	}
+}
+
+// The key filter saved at Close is used by the next Open only if the store
+// holds what it held then: a trail another writer stored meanwhile (an
+// older kaudit, a restore) must still be found, and a damaged file is
+// ignored.
+func TestStorageKeyFilterSaved(t *testing.T) {
+	dir := t.TempDir()
+	_, st := openTestStorage(t, dir)
+	for i := range 100 {
+		id := fmt.Sprintf("saved-%d", i)
+		if err := st.Set(id, trailDue(id, 10)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(st.filterPath()); err != nil {
+		t.Fatalf("no filter saved at Close: %v", err)
+	}
+
+	// A clean reopen uses it at once (no scan), and it is loaded once.
+	_, st = openTestStorage(t, dir)
+	st.fmu.Lock()
+	loaded := st.filter != nil && st.building == nil
+	st.fmu.Unlock()
+	if !loaded {
+		t.Error("the saved filter is not in use after a clean reopen")
+	}
+	if _, err := os.Stat(st.filterPath()); !os.IsNotExist(err) {
+		t.Errorf("the saved filter is still there after Open: %v", err)
+	}
+	for i := range 100 {
+		if v, err := st.Get(fmt.Sprintf("saved-%d", i)); err != nil || v == nil {
+			t.Fatalf("saved-%d not found after reopen (%v)", i, err)
+		}
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// Another writer stores a trail after the close, then this storage opens.
+	saved, err := os.ReadFile(st.filterPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := pebble.Open(st.path, &pebble.Options{DisableWAL: true, Logger: quietLogger{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Set(dataKey("foreign"), trailDue("foreign", 10), pebble.NoSync); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Flush(); err != nil { // a new table file (without a WAL, unflushed writes die with the process)
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	_, st = openTestStorage(t, dir)
+	if v, err := st.Get("foreign"); err != nil || v == nil {
+		t.Errorf("a trail stored by another writer after the filter was saved is not found (%v)", err)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// A damaged file is ignored.
+	saved[len(saved)/2] ^= 0xff
+	if _, _, err := unmarshalKeyFilter(saved); err == nil {
+		t.Error("a damaged filter file is accepted")
+	}
+	if err := os.WriteFile(st.filterPath(), saved, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, st = openTestStorage(t, dir)
+	defer st.Close()
+	if v, err := st.Get("foreign"); err != nil || v == nil {
+		t.Errorf("not found with a damaged filter file (%v)", err)
 	}
 }
