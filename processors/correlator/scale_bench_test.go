@@ -177,7 +177,16 @@ func runBareGoka(b *testing.B, brokers []string, total, run int) (rate, cpuNsPer
 	rate, cpu, stop := timeRun(b, func(ctx context.Context) error { return proc.Run(ctx) }, func() int64 { return seen.Load() }, int64(total), nil)
 	stop()
 	dropRunTopics(b, brokers)
+	logLeft(b, "bare goka run "+strconv.Itoa(run))
 	return rate, cpu
+}
+
+// logLeft logs what a run left in the process (goroutines, heap): later
+// runs share it.
+func logLeft(b *testing.B, what string) {
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	b.Logf("after %s: %d goroutines, %d MB of heap in use", what, runtime.NumGoroutine(), m.HeapInuse>>20)
 }
 
 // runCorrelator returns the correlator's events per second (and process
@@ -216,6 +225,7 @@ func runCorrelator(b *testing.B, brokers []string, total, open, run int) (rate, 
 	lateness = lostLateness(b, brokers, verdicts, lostTopic(run))
 	stop()
 	dropRunTopics(b, brokers)
+	logLeft(b, fmt.Sprintf("correlator run %d (%d open trails)", run, open))
 	var disk int64
 	_ = filepath.Walk(dir, func(_ string, fi os.FileInfo, err error) error {
 		if err == nil && !fi.IsDir() {
