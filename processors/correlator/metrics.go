@@ -32,8 +32,9 @@ type metrics struct {
 // pairMetrics are the series of one (topic, group), looked up once: a
 // lookup by label values hashes them, and observe runs for every verdict.
 type pairMetrics struct {
-	ack, e2e prometheus.Observer
-	verdicts map[[2]string]prometheus.Counter // by status and cause
+	topic, group string                           // the labels (other past the cap)
+	ack, e2e     prometheus.Observer              // made at the first latency, as WithLabelValues would
+	verdicts     map[[2]string]prometheus.Counter // by status and cause
 }
 
 func newMetrics() *metrics {
@@ -96,11 +97,7 @@ func (m *metrics) seriesLocked(topic, group string) *pairMetrics {
 }
 
 func (m *metrics) newPair(topic, group string) *pairMetrics {
-	return &pairMetrics{
-		ack:      m.ack.WithLabelValues(topic, group),
-		e2e:      m.e2e.WithLabelValues(topic, group),
-		verdicts: map[[2]string]prometheus.Counter{},
-	}
+	return &pairMetrics{topic: topic, group: group, verdicts: map[[2]string]prometheus.Counter{}}
 }
 
 func (m *metrics) client(id string) string {
@@ -126,23 +123,27 @@ func (m *metrics) observe(vs []codecs.Verdict) {
 		pm := m.seriesLocked(v.Topic, v.Group)
 		c, ok := pm.verdicts[[2]string{status, v.Cause}]
 		if !ok {
-			topic, group := v.Topic, v.Group
-			if pm == m.other {
-				topic, group = otherLabel, otherLabel
-			}
-			c = m.verdicts.WithLabelValues(topic, group, status, v.Cause)
+			c = m.verdicts.WithLabelValues(pm.topic, pm.group, status, v.Cause)
 			pm.verdicts[[2]string{status, v.Cause}] = c
 		}
+		latencies := v.Status == codecs.StatusDelivered || v.Status == codecs.StatusLate
+		if latencies && v.AckLatencyUs >= 0 && pm.ack == nil {
+			pm.ack = m.ack.WithLabelValues(pm.topic, pm.group)
+		}
+		if latencies && v.E2ELatencyUs >= 0 && pm.e2e == nil {
+			pm.e2e = m.e2e.WithLabelValues(pm.topic, pm.group)
+		}
+		ack, e2e := pm.ack, pm.e2e
 		m.mu.Unlock()
 		c.Inc()
-		if v.Status != codecs.StatusDelivered && v.Status != codecs.StatusLate {
+		if !latencies {
 			continue
 		}
 		if v.AckLatencyUs >= 0 {
-			pm.ack.Observe(float64(v.AckLatencyUs) / 1e6)
+			ack.Observe(float64(v.AckLatencyUs) / 1e6)
 		}
 		if v.E2ELatencyUs >= 0 {
-			pm.e2e.Observe(float64(v.E2ELatencyUs) / 1e6)
+			e2e.Observe(float64(v.E2ELatencyUs) / 1e6)
 		}
 	}
 }
