@@ -307,16 +307,15 @@ func (st *tableStorage) Open() error {
 		_ = st.Close()
 		return err
 	}
+	f := st.loadFilter(db)
 	st.fmu.Lock()
-	st.filter, st.building = nil, nil
+	st.filter, st.building = f, nil
 	st.fmu.Unlock()
-	if f := st.loadFilter(db); f != nil {
-		st.fmu.Lock()
-		st.filter = f
-		st.fmu.Unlock()
-	} else if err := st.buildFilter(); err != nil {
-		_ = st.Close()
-		return err
+	if f == nil {
+		if err := st.buildFilter(); err != nil {
+			_ = st.Close()
+			return err
+		}
 	}
 	st.owner.mu.Lock()
 	st.owner.open[st.partition] = st
