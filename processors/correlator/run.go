@@ -115,7 +115,11 @@ func (c *Correlator) warnReplication() {
 
 // Options are the goka processor options the correlator runs with; tests
 // append goka.WithTester.
-func (c *Correlator) Options() []goka.ProcessorOption {
+func (c *Correlator) Options() []goka.ProcessorOption { return c.options(nil) }
+
+// options are Options with the consumers and topic managers kept in
+// clients (when not nil), for Run to close.
+func (c *Correlator) options(clients *gokaopts.Clients) []goka.ProcessorOption {
 	base := gokaopts.Sarama(c.cfg.Sarama)
 	c.membership(base)
 	opts := gokaopts.Options(gokaopts.Config{
@@ -125,6 +129,7 @@ func (c *Correlator) Options() []goka.ProcessorOption {
 		Replication: c.cfg.Replication,
 		ClientID:    c.cfg.Group,
 		Logger:      c.log,
+		Clients:     clients,
 	})
 	return append(opts, goka.WithStorageBuilder(c.stores.builder()))
 }
@@ -180,7 +185,15 @@ func (c *Correlator) Run(ctx context.Context) error {
 	if err := c.EnsureTopics(); err != nil {
 		return err
 	}
-	proc, err := goka.NewProcessor(c.cfg.Brokers, c.Graph(), c.Options()...)
+	// The lookup tables' views keep sarama clients goka never closes:
+	// closed here once the processor has stopped.
+	clients := new(gokaopts.Clients)
+	defer func() {
+		if err := clients.Close(); err != nil {
+			c.log.Warn("correlator: closing the processor's clients", "err", err)
+		}
+	}()
+	proc, err := goka.NewProcessor(c.cfg.Brokers, c.Graph(), c.options(clients)...)
 	if err != nil {
 		return fmt.Errorf("correlator: new processor: %w", err)
 	}

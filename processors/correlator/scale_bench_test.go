@@ -11,6 +11,7 @@ import (
 	"runtime/pprof"
 	"slices"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -187,6 +188,13 @@ func logLeft(b *testing.B, what string) {
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
 	b.Logf("after %s: %d goroutines, %d MB of heap in use", what, runtime.NumGoroutine(), m.HeapInuse>>20)
+	if dir := os.Getenv("KAUDIT_BENCH_GOROUTINES"); dir != "" { // where to write each run's goroutine dump
+		name := filepath.Join(dir, strings.NewReplacer(" ", "-", "(", "", ")", "").Replace(what)+".txt")
+		if f, err := os.Create(name); err == nil {
+			_ = pprof.Lookup("goroutine").WriteTo(f, 1)
+			_ = f.Close()
+		}
+	}
 }
 
 // runCorrelator returns the correlator's events per second (and process

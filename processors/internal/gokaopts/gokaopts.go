@@ -35,6 +35,10 @@ type Config struct {
 	// ClientID names the processor's clients.
 	ClientID string
 	Logger   *slog.Logger
+	// Clients, when set, keeps the consumers and topic managers built for
+	// the processor and its lookup views, for the caller to close after
+	// Run (goka leaves the views' open).
+	Clients *Clients
 }
 
 // Sarama returns a fresh copy of the base configuration with the settings
@@ -90,7 +94,7 @@ func Options(cfg Config) []goka.ProcessorOption {
 		log = slog.New(slog.DiscardHandler)
 	}
 	sc := Sarama(cfg.Base)
-	return []goka.ProcessorOption{
+	opts := []goka.ProcessorOption{
 		goka.WithStorageBuilder(storage.DefaultBuilder(cfg.StorageDir)),
 		goka.WithConsumerGroupBuilder(goka.ConsumerGroupBuilderWithConfig(sc)),
 		goka.WithConsumerSaramaBuilder(goka.SaramaConsumerBuilderWithConfig(sc)),
@@ -99,6 +103,10 @@ func Options(cfg Config) []goka.ProcessorOption {
 		goka.WithLogger(Logger{L: log}),
 		goka.WithClientID(cfg.ClientID),
 	}
+	if cfg.Clients != nil {
+		opts = append(opts, cfg.Clients.Options(sc, TopicManager(cfg.Replication))...)
+	}
+	return opts
 }
 
 // Logger adapts slog to goka's logger. goka logs failures (a processor
