@@ -6,16 +6,18 @@ package codecs
 // never wrong for valid input.
 func DecodeEvent(b []byte) (*Event, error) {
 	e := new(Event)
-	var err error
-	if isJSON(b) {
-		err = UnmarshalEventJSON(b, e)
-	} else {
-		err = UnmarshalEvent(b, e)
-	}
-	if err != nil {
+	if err := DecodeEventInto(b, e); err != nil {
 		return nil, err
 	}
 	return e, nil
+}
+
+// DecodeEventInto is DecodeEvent into e, which it resets first.
+func DecodeEventInto(b []byte, e *Event) error {
+	if isJSON(b) {
+		return UnmarshalEventJSON(b, e)
+	}
+	return UnmarshalEvent(b, e)
 }
 
 // DecodeVerdict is DecodeEvent for verdicts.

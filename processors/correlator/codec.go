@@ -34,9 +34,10 @@ func (TrailCodec) Decode(data []byte) (any, error) {
 // fails at the goka level, because a goka processor stops on a codec error:
 // one bad record must not stop the audit.
 type inbound struct {
-	event *codecs.Event
+	event *codecs.Event // &ev once decoded
 	raw   []byte
 	err   error
+	ev    codecs.Event
 }
 
 // eventInputCodec decodes audit events (binary or JSON) leniently.
@@ -58,11 +59,12 @@ func (eventInputCodec) Encode(value any) ([]byte, error) {
 }
 
 func (eventInputCodec) Decode(data []byte) (any, error) {
-	e, err := codecs.DecodeEvent(data)
-	if err != nil {
+	in := new(inbound) // one allocation for the event and its envelope
+	if err := codecs.DecodeEventInto(data, &in.ev); err != nil {
 		return &inbound{raw: data, err: err}, nil
 	}
-	return &inbound{event: e}, nil
+	in.event = &in.ev
+	return in, nil
 }
 
 // handoffCodec is the group table's codec: TrailCodec, and a bounded

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/IBM/sarama"
 	"github.com/lovoo/goka"
@@ -370,32 +371,52 @@ func (c *Correlator) readPolicy(ctx goka.Context, topic string) policy {
 }
 
 // timing returns the judgement context at now, with the audit gaps read
-// from the learner's table through ctx.
+// from the learner's table through ctx. One allocation per event: the
+// lookups are made on the first gap question (LOST is rare).
 func (c *Correlator) timing(ctx goka.Context, now int64) *timing {
-	tm := &timing{
-		nowNs:        now,
-		grace:        int64(c.cfg.Grace),
-		dupWindow:    int64(c.cfg.DuplicateWindow),
-		confirmAfter: int64(c.cfg.ConfirmAfter),
-		recheckAfter: int64(c.cfg.RecheckAfter),
+	et := &eventTiming{
+		timing: timing{
+			nowNs:        now,
+			grace:        int64(c.cfg.Grace),
+			dupWindow:    int64(c.cfg.DuplicateWindow),
+			confirmAfter: int64(c.cfg.ConfirmAfter),
+			recheckAfter: int64(c.cfg.RecheckAfter),
+		},
+		learned: learnedGaps{ctx: ctx, table: learner.Table(c.cfg.LearnerGroup)},
 	}
-	var lookups map[string]*learner.Learned // made on the first gap question (LOST is rare)
-	learned := func(topic string) *learner.Learned {
-		l, ok := lookups[topic]
-		if !ok {
-			if lookups == nil {
-				lookups = map[string]*learner.Learned{}
-			}
-			l, _ = ctx.Lookup(learner.Table(c.cfg.LearnerGroup), topic).(*learner.Learned)
-			lookups[topic] = l
+	et.gaps = &et.learned
+	return &et.timing
+}
+
+// eventTiming is a timing and the gap source it asks, in one allocation.
+type eventTiming struct {
+	timing
+	learned learnedGaps
+}
+
+// learnedGaps answers gap questions from the learner's table, looking each
+// topic up once.
+type learnedGaps struct {
+	ctx     goka.Context
+	table   goka.Table
+	lookups map[string]*learner.Learned
+}
+
+func (l *learnedGaps) learned(topic string) *learner.Learned {
+	v, ok := l.lookups[topic]
+	if !ok {
+		if l.lookups == nil {
+			l.lookups = map[string]*learner.Learned{}
 		}
-		return l
+		v, _ = l.ctx.Lookup(l.table, topic).(*learner.Learned)
+		l.lookups[topic] = v
 	}
-	tm.gap = func(topic, group string, kind codecs.Kind, from, to int64) bool {
-		return gapIn(learned(topic), group, kind, from, to) || gapIn(learned(codecs.AnyTopic), codecs.AnyTopic, kind, from, to) ||
-			gapIn(learned(codecs.AnyTopic), group, kind, from, to)
-	}
-	return tm
+	return v
+}
+
+func (l *learnedGaps) gap(topic, group string, kind codecs.Kind, from, to int64) bool {
+	return gapIn(l.learned(topic), group, kind, from, to) || gapIn(l.learned(codecs.AnyTopic), codecs.AnyTopic, kind, from, to) ||
+		gapIn(l.learned(codecs.AnyTopic), group, kind, from, to)
 }
 
 // clampTime returns the time used for deadlines and deletion for an event
@@ -533,7 +554,9 @@ func (c *Correlator) onSweep(ctx goka.Context, meta any) {
 func (c *Correlator) verdictRecord(v *codecs.Verdict) *kgo.Record {
 	return &kgo.Record{
 		Topic: c.cfg.VerdictsTopic,
-		Key:   []byte(v.CorrelationID),
+		// The ID's bytes, never written (franz-go does not change a
+		// record's key).
+		Key:   unsafe.Slice(unsafe.StringData(v.CorrelationID), len(v.CorrelationID)),
 		Value: codecs.AppendVerdict(nil, v),
 	}
 }

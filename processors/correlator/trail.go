@@ -160,16 +160,22 @@ type timing struct {
 	// recheckAfter: how long after a LOST verdict it is judged again for
 	// audit gaps reported late.
 	recheckAfter int64
-	// gap reports whether the clients of group (the producers when group
+	// gaps tells whether the clients of group (the producers when group
 	// is "") reported dropped audit events of kind for topic in [from, to].
-	gap func(topic, group string, kind codecs.Kind, from, to int64) bool
+	gaps gapSource
 	// acked reports whether the verdict (topic, group, seq) of the trail
 	// was acknowledged by the verdicts topic.
 	acked func(topic, group string, seq uint64) bool
 }
 
+// gapSource tells whether audit events were reported dropped (see
+// timing.gaps).
+type gapSource interface {
+	gap(topic, group string, kind codecs.Kind, from, to int64) bool
+}
+
 func (tm *timing) gapAt(topic, group string, kind codecs.Kind, from, to int64) bool {
-	return tm.gap != nil && tm.gap(topic, group, kind, from, to)
+	return tm.gaps != nil && tm.gaps.gap(topic, group, kind, from, to)
 }
 
 // hop returns the hop of topic, adding it if it is new (nil when the trail

@@ -86,9 +86,9 @@ type pending struct {
 	ackNs        int64
 }
 
-// pendings returns the trail's entries of the oldest-unconsumed index.
-func (t *Trail) pendings() []pending {
-	var out []pending
+// pendings appends the trail's entries of the oldest-unconsumed index to
+// out.
+func (t *Trail) pendings(out []pending) []pending {
 	for i := range t.Hops {
 		h := &t.Hops[i]
 		p := h.Produce
@@ -114,7 +114,8 @@ func (t *Trail) pendings() []pending {
 func AppendTrail(b []byte, t *Trail) []byte {
 	b = append(b, formatV2)
 	b = binary.BigEndian.AppendUint64(b, uint64(t.NextDueNs))
-	ps := t.pendings()
+	var buf [4]pending // on the stack: most trails have a few groups pending
+	ps := t.pendings(buf[:0])
 	b = binary.AppendUvarint(b, uint64(len(ps)))
 	for _, p := range ps {
 		b = binary.AppendUvarint(b, uint64(len(p.topic)))
