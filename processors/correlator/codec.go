@@ -1,6 +1,7 @@
 package correlator
 
 import (
+	"bytes"
 	"fmt"
 	"sync"
 	"unsafe"
@@ -81,6 +82,8 @@ func (eventInputCodec) Decode(data []byte) (any, error) {
 type handoffCodec struct {
 	TrailCodec
 
+	scratch sync.Pool // *[]byte to encode into
+
 	mu    sync.Mutex
 	slots []handoff // direct-mapped by the bytes' address: a collision loses a hand-off, nothing else
 }
@@ -105,12 +108,23 @@ func (c *handoffCodec) slot(at *byte) *handoff {
 
 // Encode implements goka.Codec; the trail must not be changed afterwards.
 func (c *handoffCodec) Encode(value any) ([]byte, error) {
-	data, err := c.TrailCodec.Encode(value)
-	if err != nil || len(data) == 0 {
-		return data, err
+	t, ok := value.(*Trail)
+	if !ok {
+		return c.TrailCodec.Encode(value) // its error
+	}
+	// Into a scratch buffer, then one exact-size copy: a buffer grown from
+	// a guess was copied two or three times a trail.
+	buf, _ := c.scratch.Get().(*[]byte)
+	if buf == nil {
+		buf = new([]byte)
+	}
+	*buf = AppendTrail((*buf)[:0], t)
+	data := bytes.Clone(*buf)
+	if cap(*buf) <= 64<<10 { // a rare huge trail's buffer is not kept
+		c.scratch.Put(buf)
 	}
 	c.mu.Lock()
-	*c.slot(unsafe.SliceData(data)) = handoff{t: value.(*Trail), data: data}
+	*c.slot(unsafe.SliceData(data)) = handoff{t: t, data: data}
 	c.mu.Unlock()
 	return data, nil
 }

@@ -204,6 +204,9 @@ func (h *Hop) group(g string) *GroupFacts {
 	if len(h.Groups) >= maxGroups {
 		return nil
 	}
+	if h.Groups == nil { // room for the expected groups at once
+		h.Groups = make([]GroupFacts, 0, min(max(len(h.Expected), 1), maxGroups))
+	}
 	h.Groups = append(h.Groups, GroupFacts{Group: g})
 	return &h.Groups[len(h.Groups)-1]
 }

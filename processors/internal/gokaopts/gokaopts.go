@@ -2,7 +2,9 @@
 // (the correlator and the learner) share, so they cannot drift apart: the
 // sarama settings (inputs read from the oldest offset), the producer
 // (franz-go: durable and idempotent), the topic manager's replication,
-// local storage, the slog adapter for goka's logs and the client ID.
+// local storage, the slog adapter for goka's logs and the client ID; and
+// Clients, which closes the sarama clients goka leaves open in the views
+// of a processor's lookup tables.
 //
 //	opts := gokaopts.Options(gokaopts.Config{Base: sar, StorageDir: dir, Replication: 3, ClientID: group, Logger: log})
 //	proc, err := goka.NewProcessor(brokers, graph, opts...)
