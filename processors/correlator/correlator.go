@@ -554,11 +554,18 @@ func (c *Correlator) onSweep(ctx goka.Context, meta any) {
 func (c *Correlator) verdictRecord(v *codecs.Verdict) *kgo.Record {
 	return &kgo.Record{
 		Topic: c.cfg.VerdictsTopic,
-		// The ID's bytes, never written (franz-go does not change a
-		// record's key).
-		Key:   unsafe.Slice(unsafe.StringData(v.CorrelationID), len(v.CorrelationID)),
+		Key:   idBytes(v.CorrelationID),
 		Value: codecs.AppendVerdict(nil, v),
 	}
+}
+
+// idBytes is id as a record key without a copy: the string's bytes, which
+// franz-go only reads (an empty ID stays an empty key, not a null one).
+func idBytes(id string) []byte {
+	if id == "" {
+		return []byte{}
+	}
+	return unsafe.Slice(unsafe.StringData(id), len(id))
 }
 
 // deadLetter writes the input record to the dead-letter topic with the
