@@ -10,7 +10,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unsafe"
 
 	"github.com/IBM/sarama"
 	"github.com/lovoo/goka"
@@ -19,6 +18,7 @@ import (
 	"github.com/kaudit/kaudit/audit"
 	"github.com/kaudit/kaudit/codecs"
 	"github.com/kaudit/kaudit/processors/expectations"
+	"github.com/kaudit/kaudit/processors/internal/gokaopts"
 	"github.com/kaudit/kaudit/processors/learner"
 )
 
@@ -554,18 +554,9 @@ func (c *Correlator) onSweep(ctx goka.Context, meta any) {
 func (c *Correlator) verdictRecord(v *codecs.Verdict) *kgo.Record {
 	return &kgo.Record{
 		Topic: c.cfg.VerdictsTopic,
-		Key:   idBytes(v.CorrelationID),
+		Key:   gokaopts.KeyBytes(v.CorrelationID),
 		Value: codecs.AppendVerdict(nil, v),
 	}
-}
-
-// idBytes is id as a record key without a copy: the string's bytes, which
-// franz-go only reads (an empty ID stays an empty key, not a null one).
-func idBytes(id string) []byte {
-	if id == "" {
-		return []byte{}
-	}
-	return unsafe.Slice(unsafe.StringData(id), len(id))
 }
 
 // deadLetter writes the input record to the dead-letter topic with the

@@ -96,19 +96,20 @@ func Options(cfg Config) []goka.ProcessorOption {
 		log = slog.New(slog.DiscardHandler)
 	}
 	sc := Sarama(cfg.Base)
-	opts := []goka.ProcessorOption{
-		goka.WithStorageBuilder(storage.DefaultBuilder(cfg.StorageDir)),
-		goka.WithConsumerGroupBuilder(goka.ConsumerGroupBuilderWithConfig(sc)),
+	clients := []goka.ProcessorOption{ // the consumer and topic manager builders
 		goka.WithConsumerSaramaBuilder(goka.SaramaConsumerBuilderWithConfig(sc)),
-		goka.WithProducerBuilder(ProducerBuilder(cfg.ClientOpts)),
 		goka.WithTopicManagerBuilder(goka.TopicManagerBuilderWithConfig(sc, TopicManager(cfg.Replication))),
-		goka.WithLogger(Logger{L: log}),
-		goka.WithClientID(cfg.ClientID),
 	}
 	if cfg.Clients != nil {
-		opts = append(opts, cfg.Clients.Options(sc, TopicManager(cfg.Replication))...)
+		clients = cfg.Clients.Options(sc, TopicManager(cfg.Replication))
 	}
-	return opts
+	return append([]goka.ProcessorOption{
+		goka.WithStorageBuilder(storage.DefaultBuilder(cfg.StorageDir)),
+		goka.WithConsumerGroupBuilder(goka.ConsumerGroupBuilderWithConfig(sc)),
+		goka.WithProducerBuilder(ProducerBuilder(cfg.ClientOpts)),
+		goka.WithLogger(Logger{L: log}),
+		goka.WithClientID(cfg.ClientID),
+	}, clients...)
 }
 
 // Logger adapts slog to goka's logger. goka logs failures (a processor

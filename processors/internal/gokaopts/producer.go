@@ -83,7 +83,7 @@ func (p *producer) EmitWithHeaders(topic string, key string, value []byte, heade
 	e := &emit{finish: finish, topic: topic, key: sarama.StringEncoder(key), value: value}
 	// The key's bytes are the string's, never written: franz-go reads a
 	// record's key and value, it does not change them.
-	e.rec = kgo.Record{Topic: topic, Key: keyBytes(key), Value: value}
+	e.rec = kgo.Record{Topic: topic, Key: KeyBytes(key), Value: value}
 	for k, v := range headers {
 		e.rec.Headers = append(e.rec.Headers, kgo.RecordHeader{Key: k, Value: v})
 	}
@@ -91,10 +91,10 @@ func (p *producer) EmitWithHeaders(topic string, key string, value []byte, heade
 	return promise
 }
 
-// keyBytes is key as a record key without a copy: the string's bytes,
-// which franz-go only reads. An empty key stays an empty key, not a null
-// one (which would be partitioned at random, not by its hash).
-func keyBytes(key string) []byte {
+// KeyBytes is key as a franz-go record key without a copy: the string's
+// bytes, which franz-go only reads. An empty key stays an empty key, not a
+// null one (which would be partitioned at random, not by its hash).
+func KeyBytes(key string) []byte {
 	if key == "" {
 		return []byte{}
 	}
