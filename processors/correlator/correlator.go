@@ -248,6 +248,9 @@ type Stats struct {
 type Correlator struct {
 	cfg Config
 	log *slog.Logger
+	// learnerTable is the learner's table name (built once: it is looked
+	// up for every event).
+	learnerTable goka.Table
 
 	out      Output
 	ownedOut *kgo.Client
@@ -272,7 +275,8 @@ func New(cfg Config) (*Correlator, error) {
 		return nil, err
 	}
 	cfg.setDefaults()
-	c := &Correlator{cfg: cfg, log: cfg.Logger, out: cfg.Output, metrics: newMetrics(), trails: newHandoffCodec()}
+	c := &Correlator{cfg: cfg, log: cfg.Logger, out: cfg.Output, metrics: newMetrics(), trails: newHandoffCodec(),
+		learnerTable: learner.Table(cfg.LearnerGroup)}
 	c.stores = newStorages(cfg.StorageDir, string(c.Table()))
 	c.stores.log = cfg.Logger
 	return c, nil
@@ -309,7 +313,7 @@ func (c *Correlator) Graph() *goka.GroupGraph {
 		goka.Visitor(sweepVisitor, c.onSweep),
 		goka.Persist(c.trails),
 		goka.Lookup(goka.Table(c.cfg.ExpectationsTopic), expectations.Codec{}),
-		goka.Lookup(learner.Table(c.cfg.LearnerGroup), learner.Codec{}),
+		goka.Lookup(c.learnerTable, learner.Codec{}),
 	)
 }
 
@@ -365,7 +369,7 @@ func (c *Correlator) readPolicy(ctx goka.Context, topic string) policy {
 		}
 	}
 	if c.cfg.LearnWarmup > 0 {
-		p.learned, _ = ctx.Lookup(learner.Table(c.cfg.LearnerGroup), topic).(*learner.Learned)
+		p.learned, _ = ctx.Lookup(c.learnerTable, topic).(*learner.Learned)
 	}
 	return p
 }
@@ -382,7 +386,7 @@ func (c *Correlator) timing(ctx goka.Context, now int64) *timing {
 			confirmAfter: int64(c.cfg.ConfirmAfter),
 			recheckAfter: int64(c.cfg.RecheckAfter),
 		},
-		learned: learnedGaps{ctx: ctx, table: learner.Table(c.cfg.LearnerGroup)},
+		learned: learnedGaps{ctx: ctx, table: c.learnerTable},
 	}
 	et.gaps = &et.learned
 	return &et.timing
@@ -495,9 +499,10 @@ func (c *Correlator) onEvent(ctx goka.Context, msg any) {
 		c.metrics.observe(res.verdicts)
 	}
 	if len(res.verdicts) > 0 {
-		recs := make([]*kgo.Record, len(res.verdicts))
+		var buf [4]*kgo.Record
+		recs := buf[:0]
 		for i := range res.verdicts {
-			recs[i] = c.verdictRecord(&res.verdicts[i])
+			recs = append(recs, c.verdictRecord(&res.verdicts[i]))
 		}
 		c.produceGated(ctx, recs)
 	}

@@ -26,7 +26,19 @@ type policy struct {
 // a whole warm-up that ended before ackNs and not silent for longer than
 // forget at ackNs.
 func (p policy) expectedAt(ackNs int64) []ExpectedGroup {
-	var out []ExpectedGroup
+	n := 0
+	for _, e := range p.declared {
+		if e != nil {
+			n += len(e.Groups)
+		}
+	}
+	if p.learned != nil && p.warmup > 0 {
+		n += len(p.learned.Groups)
+	}
+	if n == 0 {
+		return nil
+	}
+	out := make([]ExpectedGroup, 0, n) // one allocation: it is kept in the trail
 	add := func(g string, learned bool) {
 		for _, x := range out {
 			if x.Group == g {

@@ -204,6 +204,9 @@ type tableStorage struct {
 	dirty      map[string]*change
 	dirtyBytes int
 	wb         *pebble.Batch
+	// The keys a flush writes are built in these (under wmu).
+	oldKeys, newKeys indexScratch
+	dataKey          []byte
 
 	// fmu guards filter, a superset of the stored trail keys (nil while
 	// the first is built, and for good past the storages' filterMax), and
@@ -272,21 +275,25 @@ func dataKey(key string) []byte {
 	return b
 }
 
-func dueKey(due int64, key string) []byte {
-	b := make([]byte, 9, 9+len(key))
-	b[0] = nsDue
-	binary.BigEndian.PutUint64(b[1:], uint64(max(due, 0)))
+func dueKey(due int64, key string) []byte { return appendDueKey(nil, due, key) }
+
+func appendDueKey(b []byte, due int64, key string) []byte {
+	b = append(b, nsDue)
+	b = binary.BigEndian.AppendUint64(b, uint64(max(due, 0)))
 	return append(b, key...)
 }
 
 func pendingKey(p pending, key string) []byte {
-	b := make([]byte, 0, 1+len(p.topic)+1+len(p.group)+1+8+len(key))
+	return appendPendingKey(make([]byte, 0, 1+len(p.topic)+1+len(p.group)+1+8+len(key)), p.topic, p.group, p.ackNs, key)
+}
+
+func appendPendingKey[S string | []byte](b []byte, topic, group S, ackNs int64, key string) []byte {
 	b = append(b, nsPending)
-	b = append(b, p.topic...)
+	b = append(b, topic...)
 	b = append(b, 0)
-	b = append(b, p.group...)
+	b = append(b, group...)
 	b = append(b, 0)
-	b = binary.BigEndian.AppendUint64(b, uint64(max(p.ackNs, 0)))
+	b = binary.BigEndian.AppendUint64(b, uint64(max(ackNs, 0)))
 	return append(b, key...)
 }
 
@@ -613,7 +620,7 @@ func (st *tableStorage) flushLocked() error {
 			if ch.base == nil && ch.cur == nil {
 				continue // written and deleted since the last flush
 			}
-			oldKeys, newKeys := indexKeys(key, ch.base), indexKeys(key, ch.cur)
+			oldKeys, newKeys := st.oldKeys.of(key, ch.base), st.newKeys.of(key, ch.cur)
 			for _, k := range oldKeys {
 				if !containsKey(newKeys, k) {
 					_ = b.Delete(k, nil)
@@ -626,10 +633,11 @@ func (st *tableStorage) flushLocked() error {
 					st.countPending(k, 1)
 				}
 			}
+			st.dataKey = append(append(st.dataKey[:0], nsData), key...) // the batch copies keys
 			if ch.cur == nil {
-				_ = b.Delete(dataKey(key), nil)
+				_ = b.Delete(st.dataKey, nil)
 			} else {
-				_ = b.Set(dataKey(key), ch.cur, nil)
+				_ = b.Set(st.dataKey, ch.cur, nil)
 			}
 		}
 		st.addOffset(b)
@@ -656,23 +664,45 @@ func (st *tableStorage) flushLocked() error {
 
 // indexKeys returns the index entries of a stored value.
 func indexKeys(key string, value []byte) [][]byte {
+	var ks indexScratch
+	return ks.of(key, value)
+}
+
+// indexScratch builds the index entries of stored values in reused
+// memory (a flush computes two sets per trail written).
+type indexScratch struct {
+	buf  []byte
+	keys [][]byte
+}
+
+// of returns the index entries of a stored value, valid until the next
+// call.
+func (ks *indexScratch) of(key string, value []byte) [][]byte {
+	ks.buf, ks.keys = ks.buf[:0], ks.keys[:0]
 	if len(value) == 0 {
 		return nil
 	}
-	h, err := parseHeader(value)
+	// Each key is appended to buf and sliced from it; when buf grows, the
+	// keys already made keep the old array, unchanged.
+	add := func(from int) { ks.keys = append(ks.keys, ks.buf[from:len(ks.buf):len(ks.buf)]) }
+	due, _, err := walkHeader(value, func(topic, group []byte, ackNs int64) {
+		from := len(ks.buf)
+		ks.buf = appendPendingKey(ks.buf, topic, group, ackNs, key)
+		add(from)
+	})
 	if err != nil {
 		// An older format: decode it to index it by its deadline.
 		var t Trail
 		if UnmarshalTrail(value, &t) != nil {
 			return nil
 		}
-		return [][]byte{dueKey(t.NextDueNs, key)}
+		ks.buf, ks.keys = ks.buf[:0], ks.keys[:0]
+		due = t.NextDueNs
 	}
-	keys := [][]byte{dueKey(h.nextDueNs, key)}
-	for _, p := range h.pendings {
-		keys = append(keys, pendingKey(p, key))
-	}
-	return keys
+	from := len(ks.buf)
+	ks.buf = appendDueKey(ks.buf, due, key)
+	add(from)
+	return ks.keys
 }
 
 // Set implements storage.Storage: the trail and its index entries reach

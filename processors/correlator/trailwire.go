@@ -203,43 +203,52 @@ type header struct {
 // parseHeader reads the header of a version 2 value.
 func parseHeader(b []byte) (header, error) {
 	var h header
+	var err error
+	h.nextDueNs, h.body, err = walkHeader(b, func(topic, group []byte, ackNs int64) {
+		h.pendings = append(h.pendings, pending{topic: string(topic), group: string(group), ackNs: ackNs})
+	})
+	return h, err
+}
+
+// walkHeader reads the header of a version 2 value without copying: it
+// calls pending for each pending entry (its topic and group are b's bytes)
+// and returns the next due time and the body.
+func walkHeader(b []byte, pending func(topic, group []byte, ackNs int64)) (nextDueNs int64, body []byte, err error) {
 	if len(b) < 9 || b[0] != formatV2 {
-		return h, wire.Malformed("trail: no version 2 header")
+		return 0, nil, wire.Malformed("trail: no version 2 header")
 	}
-	h.nextDueNs = int64(binary.BigEndian.Uint64(b[1:9]))
+	nextDueNs = int64(binary.BigEndian.Uint64(b[1:9]))
 	b = b[9:]
 	n, l := binary.Uvarint(b)
 	if l <= 0 || n > maxHops*maxGroups {
-		return h, wire.Malformed("trail: pending count")
+		return 0, nil, wire.Malformed("trail: pending count")
 	}
 	b = b[l:]
-	str := func() (string, error) {
+	str := func() ([]byte, error) {
 		n, l := binary.Uvarint(b)
 		if l <= 0 || n > uint64(len(b)-l) {
-			return "", wire.Malformed("trail: pending entry")
+			return nil, wire.Malformed("trail: pending entry")
 		}
-		s := string(b[l : l+int(n)])
+		s := b[l : l+int(n)]
 		b = b[l+int(n):]
 		return s, nil
 	}
 	for range n {
-		var p pending
-		var err error
-		if p.topic, err = str(); err != nil {
-			return h, err
+		topic, err := str()
+		if err != nil {
+			return 0, nil, err
 		}
-		if p.group, err = str(); err != nil {
-			return h, err
+		group, err := str()
+		if err != nil {
+			return 0, nil, err
 		}
 		if len(b) < 8 {
-			return h, wire.Malformed("trail: pending ack time")
+			return 0, nil, wire.Malformed("trail: pending ack time")
 		}
-		p.ackNs = int64(binary.BigEndian.Uint64(b[:8]))
+		pending(topic, group, int64(binary.BigEndian.Uint64(b[:8])))
 		b = b[8:]
-		h.pendings = append(h.pendings, p)
 	}
-	h.body = b
-	return h, nil
+	return nextDueNs, b, nil
 }
 
 // UnmarshalTrail decodes a stored trail: version 2 (AppendTrail), or a
@@ -251,12 +260,12 @@ func UnmarshalTrail(b []byte, t *Trail) error {
 	case len(b) == 0:
 		return wire.Malformed("trail: empty value")
 	case b[0] == formatV2:
-		h, err := parseHeader(b)
+		due, body, err := walkHeader(b, func([]byte, []byte, int64) {})
 		if err != nil {
 			return err
 		}
-		t.NextDueNs = h.nextDueNs
-		return decodeTrail(h.body, t)
+		t.NextDueNs = due
+		return decodeTrail(body, t)
 	case b[0] == '{':
 		return decodeV0(b, t)
 	default:
