@@ -76,9 +76,14 @@ type storages struct {
 
 	mu   sync.Mutex
 	open map[int32]*tableStorage
-	// base holds the options every partition is opened with, among them
-	// the block cache they share.
-	base pebble.Options
+	// base holds the options every partition is opened with; cache is the
+	// block cache they share, made when the first opens and released when
+	// the last closes (dbs counts them): Pebble holds a reference of its
+	// own per database, and the one made here would otherwise be leaked
+	// by every correlator (256 MB once filled).
+	base  pebble.Options
+	cache *pebble.Cache
+	dbs   int
 	// log gets what the storages cannot return (a key filter not saved).
 	log *slog.Logger
 	// filterMin and filterMax bound the keys a partition's key filter is
@@ -97,7 +102,6 @@ func newStorages(dir, table string) *storages {
 	s.base = pebble.Options{
 		Logger:       quietLogger{},
 		DisableWAL:   true,
-		Cache:        pebble.NewCache(blockCache),
 		MemTableSize: 64 << 20,
 		// A large first level below L0: a table of a few GB per partition
 		// then lives in L0 and one level, and new trails (time-ordered
@@ -119,10 +123,29 @@ func newStorages(dir, table string) *storages {
 // so the trails they touch are mostly still in it; Pebble grows a
 // partition's memtables to that size only as it writes), a 1 GB base
 // level, bloom filters on every level (most reads of a new message's first
-// event find nothing), and the shared block cache.
+// event find nothing), and the shared block cache. Every call is matched
+// by a release.
 func (s *storages) options() *pebble.Options {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cache == nil {
+		s.cache = pebble.NewCache(blockCache)
+	}
+	s.dbs++
 	o := s.base
+	o.Cache = s.cache
 	return &o
+}
+
+// release gives back what options took, once the database opened with it
+// is closed (or failed to open).
+func (s *storages) release() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.dbs--; s.dbs == 0 && s.cache != nil {
+		s.cache.Unref()
+		s.cache = nil
+	}
 }
 
 // builder is the goka storage builder.
@@ -304,6 +327,7 @@ func (st *tableStorage) Open() error {
 	}
 	db, err := pebble.Open(st.path, st.owner.options())
 	if err != nil {
+		st.owner.release()
 		return fmt.Errorf("correlator storage: open %s: %w", st.path, err)
 	}
 	st.mu.Lock()
@@ -459,6 +483,7 @@ func (st *tableStorage) Close() error {
 	if db == nil {
 		return nil
 	}
+	defer st.owner.release() // after db.Close, which returns Pebble's own reference
 	waited := make(chan struct{})
 	go func() { st.iters.Wait(); close(waited) }()
 	select {

@@ -473,3 +473,66 @@ func TestStorageKeyFilterSaved(t *testing.T) {
 		t.Errorf("not found with a damaged filter file (%v)", err)
 	}
 }
+
+// The partitions share one block cache, made when the first opens and
+// given back when the last closes (a correlator used to leak its 256 MB
+// cache at every stop); a partition opened after that gets a new one.
+func TestBlockCacheReleasedWithTheLastPartition(t *testing.T) {
+	dir := t.TempDir()
+	ss := newStorages(dir, "table")
+	open := func(p int32) *tableStorage {
+		st, err := ss.builder()("table", p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := st.Open(); err != nil {
+			t.Fatal(err)
+		}
+		return st.(*tableStorage)
+	}
+	a, b := open(0), open(1)
+	if ss.cache == nil || ss.dbs != 2 {
+		t.Fatalf("two partitions open: cache %p, %d holders", ss.cache, ss.dbs)
+	}
+	first := ss.cache
+	if err := a.Set("k", trailDue("k", 5)); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if ss.cache != first {
+		t.Fatal("the cache went with the first partition closed, the second still uses it")
+	}
+	if v, err := b.Get("x"); err != nil || v != nil {
+		t.Fatalf("the open partition after the other closed: %q, %v", v, err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if ss.cache != nil || ss.dbs != 0 {
+		t.Fatalf("every partition closed: cache %p, %d holders", ss.cache, ss.dbs)
+	}
+	a = open(0)
+	if v, err := a.Get("k"); err != nil || !bytes.Equal(v, trailDue("k", 5)) {
+		t.Fatalf("reopened with a new cache: %q, %v", v, err)
+	}
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// A partition that cannot open gives its share back.
+	// (a store whose CURRENT names a manifest that is not there).
+	if err := os.MkdirAll(dir+"/bad", 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dir+"/bad/CURRENT", []byte("MANIFEST-000099\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	bad := &tableStorage{owner: ss, partition: 9, path: dir + "/bad"}
+	if err := bad.Open(); err == nil {
+		t.Fatal("opened a store without its manifest")
+	}
+	if ss.cache != nil || ss.dbs != 0 {
+		t.Fatalf("after a failed open: cache %p, %d holders", ss.cache, ss.dbs)
+	}
+}
