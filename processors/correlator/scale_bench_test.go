@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -37,7 +38,10 @@ import (
 // table per event, nothing else) read the same preloaded audit events from
 // in-process kfake, in one process; the correlator also with 1 M (and, with
 // KAUDIT_BENCH_10M=1, 10 M) open trails already in its table, each size in
-// three rounds right after a run on an empty table. A second
+// two rounds, each between two runs on an empty table. Every comparison is
+// made again side by side, in five rounds (three against bare goka): the
+// two at the same time, each in a child process (sidebyside_bench_test.go),
+// which the host's drift does not blur. A second
 // topic's messages are never consumed by their expected group, so their
 // LOST verdicts measure how close to its deadline every deadline is
 // decided once the backlog is read.
@@ -60,6 +64,17 @@ func BenchmarkCorrelatorScale(b *testing.B) {
 	brokers := c.ListenAddrs()
 	events := preloadEvents(b, brokers)
 
+	// Each comparison is also made side by side (sidebyside_bench_test.go),
+	// the two at the same time, each in a process of its own: the
+	// comparison the host's drift does not blur. Five rounds (three
+	// against bare goka, which varies less).
+	sideRounds := 5
+	if v := os.Getenv("KAUDIT_BENCH_SIDE_ROUNDS"); v != "" {
+		if sideRounds, err = strconv.Atoi(v); err != nil || sideRounds < 0 {
+			b.Fatalf("KAUDIT_BENCH_SIDE_ROUNDS=%q", v)
+		}
+	}
+	side := 200 // the side by side runs' numbers
 	// The machine is shared: bare goka and the correlator run in turn,
 	// five times each; the ratios are the medians of the pairs', by wall
 	// time and by the process's CPU time per event (less sensitive to
@@ -81,6 +96,22 @@ func BenchmarkCorrelatorScale(b *testing.B) {
 		b.Logf("median: bare goka %.0f events/s, correlator %.0f events/s, ratio %.2f× by time, %.2f× by CPU", bare, cors[2], ratios[2], cpuRatios[2])
 		b.ReportMetric(ratios[2], "correlator-x-bare-goka")
 		b.ReportMetric(cpuRatios[2], "correlator-x-bare-goka-by-cpu")
+		var xs, xcpus []float64
+		for round := range min(sideRounds, 3) {
+			rates, cpus, window, _ := sideBySide(b, brokers, events, [2]sideSpec{{bare: true}, {}}, side)
+			side += 2
+			xs, xcpus = append(xs, rates[1]/rates[0]), append(xcpus, cpus[0]/cpus[1])
+			b.Logf("side by side %d: correlator %.0f events/s and %.0f CPU ns/event, bare goka + LevelDB %.0f events/s and %.0f CPU ns/event, over %s: %.2f× by time, %.2f× by CPU",
+				round, rates[1], cpus[1], rates[0], cpus[0], window.Round(time.Millisecond), rates[1]/rates[0], cpus[0]/cpus[1])
+		}
+		if len(xs) > 0 {
+			slices.Sort(xs)
+			slices.Sort(xcpus)
+			b.Logf("side by side, median of %d rounds: correlator %.2f× bare goka by time (%.2f–%.2f), %.2f× by CPU (%.2f–%.2f)",
+				len(xs), xs[len(xs)/2], xs[0], xs[len(xs)-1], xcpus[len(xcpus)/2], xcpus[0], xcpus[len(xcpus)-1])
+			b.ReportMetric(xs[len(xs)/2], "correlator-x-bare-goka-side-by-side")
+			b.ReportMetric(xcpus[len(xcpus)/2], "correlator-x-bare-goka-side-by-side-by-cpu")
+		}
 	}
 	sizes := []int{0, 1_000_000}
 	if os.Getenv("KAUDIT_BENCH_10M") != "" {
@@ -93,38 +124,58 @@ func BenchmarkCorrelatorScale(b *testing.B) {
 		}
 		sizes = []int{n}
 	}
-	// Each size runs in three rounds, each right after an empty-table run,
-	// so that the × empty figure compares runs minutes apart at most (the
-	// host's speed drifts by more than the 10 % looked for): the figures
-	// reported are the medians of the rounds, the latenesses the worst.
-	rounds := 3
+	// Each size runs in rounds, each run with open trails between two runs
+	// on an empty table (E 1M E 10M E 1M E …), and is compared with the
+	// mean of the two: the host's speed drifts by more than the 10 %
+	// looked for within minutes, and a drift between the three runs
+	// cancels out. The figures reported are the medians of the rounds,
+	// the latenesses the worst.
+	rounds := 2
 	if v := os.Getenv("KAUDIT_BENCH_ROUNDS"); v != "" { // 1 for a quick profile
 		if rounds, err = strconv.Atoi(v); err != nil || rounds < 1 {
 			b.Fatalf("KAUDIT_BENCH_ROUNDS=%q", v)
 		}
 	}
 	type result struct {
+		open                                        int
 		rate, cpu, xEmpty, xEmptyCPU, bytesPerTrail float64
 		lateness                                    [3]time.Duration
 	}
-	results := map[int][]result{}
-	order := append([]int{0}, slices.DeleteFunc(slices.Clone(sizes), func(n int) bool { return n == 0 })...)
-	run := 0
-	for round := range rounds {
-		var empty, emptyCPU float64
-		for _, open := range order {
-			began := time.Now()
-			rate, cpu, lateness, bytesPerTrail := runCorrelator(b, brokers, events, open, run)
-			run++
-			if open == 0 {
-				empty, emptyCPU = rate, cpu
+	var order []int
+	for range rounds {
+		for _, open := range sizes {
+			if open != 0 {
+				order = append(order, 0, open)
 			}
-			results[open] = append(results[open], result{rate, cpu, rate / empty, emptyCPU / cpu, bytesPerTrail, lateness})
-			b.Logf("round %d, correlator, %d open trails: %.0f events/s (%.2f× bare goka, %.2f× the empty table just before, %.2f× by CPU), %.0f CPU ns/event; decided − deadline p50 %s p99 %s max %s; %.0f bytes per trail on disk; run took %s",
-				round, open, rate, rate/bare, rate/empty, emptyCPU/cpu, cpu, lateness[0], lateness[1], lateness[2], bytesPerTrail, time.Since(began).Round(time.Second))
 		}
 	}
-	for _, open := range sizes {
+	if len(order) == 0 { // the empty table only
+		for range rounds {
+			order = append(order, 0)
+		}
+	} else {
+		order = append(order, 0)
+	}
+	seq := make([]result, 0, len(order))
+	for run, open := range order {
+		began := time.Now()
+		rate, cpu, lateness, bytesPerTrail := runCorrelator(b, brokers, events, open, run)
+		seq = append(seq, result{open: open, rate: rate, cpu: cpu, xEmpty: 1, xEmptyCPU: 1, bytesPerTrail: bytesPerTrail, lateness: lateness})
+		b.Logf("run %d, correlator, %d open trails: %.0f events/s (%.2f× bare goka), %.0f CPU ns/event; decided − deadline p50 %s p99 %s max %s; %.0f bytes per trail on disk; run took %s",
+			run, open, rate, rate/bare, cpu, lateness[0], lateness[1], lateness[2], bytesPerTrail, time.Since(began).Round(time.Second))
+	}
+	results := map[int][]result{}
+	for i, r := range seq {
+		if r.open != 0 { // between two empty runs, by construction
+			before, after := seq[i-1], seq[i+1]
+			r.xEmpty = r.rate / ((before.rate + after.rate) / 2)
+			r.xEmptyCPU = (before.cpu + after.cpu) / 2 / r.cpu
+			b.Logf("run %d, %d open trails: %.2f× the empty runs either side (%.0f, %.0f events/s), %.2f× by CPU",
+				i, r.open, r.xEmpty, before.rate, after.rate, r.xEmptyCPU)
+		}
+		results[r.open] = append(results[r.open], r)
+	}
+	for _, open := range slices.Sorted(maps.Keys(results)) {
 		rs := results[open]
 		med := func(f func(result) float64) float64 {
 			xs := make([]float64, len(rs))
@@ -152,6 +203,31 @@ func BenchmarkCorrelatorScale(b *testing.B) {
 		b.ReportMetric(xEmptyCPU, name+"-x-empty-by-cpu")
 		b.ReportMetric(cpu, name+"-cpu-ns/event")
 		b.ReportMetric(bytesPerTrail, name+"-bytes/trail")
+	}
+	// Then side by side: each size against an empty table.
+	for _, open := range sizes {
+		if open == 0 || sideRounds == 0 {
+			continue
+		}
+		var xs, xcpus []float64
+		var worst [3]time.Duration
+		for round := range sideRounds {
+			rates, cpus, window, lateness := sideBySide(b, brokers, events, [2]sideSpec{{}, {open: open}}, side)
+			side += 2
+			xs, xcpus = append(xs, rates[1]/rates[0]), append(xcpus, cpus[0]/cpus[1])
+			for i := range worst {
+				worst[i] = max(worst[i], lateness[i])
+			}
+			b.Logf("side by side %d, %d open trails: %.0f events/s and %.0f CPU ns/event, against %.0f events/s and %.0f CPU ns/event on an empty table, over %s: %.2f× by time, %.2f× by CPU; decided − deadline p50 %s p99 %s max %s",
+				round, open, rates[1], cpus[1], rates[0], cpus[0], window.Round(time.Millisecond), rates[1]/rates[0], cpus[0]/cpus[1], lateness[0], lateness[1], lateness[2])
+		}
+		slices.Sort(xs)
+		slices.Sort(xcpus)
+		b.Logf("side by side, %d open trails, median of %d rounds: %.2f× the empty table by time (%.2f–%.2f), %.2f× by CPU (%.2f–%.2f); decided − deadline, worst round: p99 %s",
+			open, len(xs), xs[len(xs)/2], xs[0], xs[len(xs)-1], xcpus[len(xcpus)/2], xcpus[0], xcpus[len(xcpus)-1], worst[1])
+		name := fmt.Sprintf("open=%d", open)
+		b.ReportMetric(xs[len(xs)/2], name+"-x-empty-side-by-side")
+		b.ReportMetric(xcpus[len(xcpus)/2], name+"-x-empty-side-by-side-by-cpu")
 	}
 	b.ReportMetric(bare, "bare-goka-events/s")
 }
@@ -199,7 +275,21 @@ func preloadEvents(b *testing.B, brokers []string) int {
 // per event.
 func runBareGoka(b *testing.B, brokers []string, total, run int) (rate, cpuNsPerEvent float64) {
 	b.Helper()
-	var seen atomic.Int64
+	proc, seen, err := bareGoka(brokers, b.TempDir(), run)
+	if err != nil {
+		b.Fatal(err)
+	}
+	rate, cpu, stop := timeRun(b, func(ctx context.Context) error { return proc.Run(ctx) }, seen.Load, int64(total), "bare")
+	stop()
+	dropRunTopics(b, brokers)
+	logLeft(b, "bare goka run "+strconv.Itoa(run))
+	return rate, cpu
+}
+
+// bareGoka is a goka processor that reads and writes its LevelDB group
+// table (under dir) per event, nothing else, and counts the events.
+func bareGoka(brokers []string, dir string, run int) (*goka.Processor, *atomic.Int64, error) {
+	seen := new(atomic.Int64)
 	g := goka.DefineGroup(goka.Group("bench-bare-"+strconv.Itoa(run)),
 		goka.Input(goka.Stream(audit.DefaultEventsTopic), new(codec.Bytes), func(ctx goka.Context, msg any) {
 			v, _ := ctx.Value().([]byte)
@@ -211,20 +301,13 @@ func runBareGoka(b *testing.B, brokers []string, total, run int) (rate, cpuNsPer
 	sc := gokaopts.Sarama(nil)
 	sc.Producer.Idempotent, sc.Net.MaxOpenRequests = false, 5 // goka's own defaults
 	proc, err := goka.NewProcessor(brokers, g,
-		goka.WithStorageBuilder(storage.DefaultBuilder(b.TempDir())),
+		goka.WithStorageBuilder(storage.DefaultBuilder(dir)),
 		goka.WithConsumerGroupBuilder(goka.ConsumerGroupBuilderWithConfig(sc)),
 		goka.WithConsumerSaramaBuilder(goka.SaramaConsumerBuilderWithConfig(sc)),
 		goka.WithProducerBuilder(goka.ProducerBuilderWithConfig(sc)),
 		goka.WithTopicManagerBuilder(goka.TopicManagerBuilderWithConfig(sc, gokaopts.TopicManager(1))),
 		goka.WithLogger(gokaopts.Logger{L: nullLogger()}))
-	if err != nil {
-		b.Fatal(err)
-	}
-	rate, cpu, stop := timeRun(b, func(ctx context.Context) error { return proc.Run(ctx) }, func() int64 { return seen.Load() }, int64(total), "bare")
-	stop()
-	dropRunTopics(b, brokers)
-	logLeft(b, "bare goka run "+strconv.Itoa(run))
-	return rate, cpu
+	return proc, seen, err
 }
 
 // logLeft logs what a run left in the process (goroutines, heap): later
@@ -246,6 +329,21 @@ func logLeft(b *testing.B, what string) {
 // CPU ns per event) with open trails preloaded in its table, the
 // p50/p99/max of decided − deadline of the LOST verdicts of the lost
 // topic, and the disk bytes per trail.
+// benchConfig is the configuration of a benchmark run's correlator: its
+// own group, table, verdicts and lost topic, its table under dir.
+func benchConfig(brokers []string, dir string, run int) Config {
+	verdicts := "bench.verdicts." + strconv.Itoa(run)
+	return Config{
+		Brokers: brokers, Group: "bench-correlator-" + strconv.Itoa(run), VerdictsTopic: verdicts, DLQTopic: verdicts + ".dlq",
+		LearnerGroup: "bench-learner-" + strconv.Itoa(run), Partitions: benchPartitions,
+		StorageDir: filepath.Join(dir, "table"), DefaultDeadline: time.Hour, Grace: time.Hour,
+		Expectations: []*expectations.Expectation{
+			{Topic: "orders", Groups: []string{"a", "b"}},
+			{Topic: lostTopic(run), Groups: []string{"a"}, Deadline: expectations.Duration(benchLostWithin)},
+		},
+	}
+}
+
 func runCorrelator(b *testing.B, brokers []string, total, open, run int) (rate, cpuNsPerEvent float64, lateness [3]time.Duration, bytesPerTrail float64) {
 	b.Helper()
 	dir := b.TempDir()
@@ -259,15 +357,7 @@ func runCorrelator(b *testing.B, brokers []string, total, open, run int) (rate, 
 	// runs' garbage collected, their files written out.
 	runtime.GC()
 	syscall.Sync()
-	cor, err := New(Config{
-		Brokers: brokers, Group: group, VerdictsTopic: verdicts, DLQTopic: verdicts + ".dlq",
-		LearnerGroup: "bench-learner-" + strconv.Itoa(run), Partitions: benchPartitions,
-		StorageDir: filepath.Join(dir, "table"), DefaultDeadline: time.Hour, Grace: time.Hour,
-		Expectations: []*expectations.Expectation{
-			{Topic: "orders", Groups: []string{"a", "b"}},
-			{Topic: lostTopic(run), Groups: []string{"a"}, Deadline: expectations.Duration(benchLostWithin)},
-		},
-	})
+	cor, err := New(benchConfig(brokers, dir, run))
 	if err != nil {
 		b.Fatal(err)
 	}
