@@ -231,17 +231,20 @@ func (c *Config) setDefaults() {
 
 // Stats are the correlator's counters since it started.
 type Stats struct {
-	Events     uint64 // audit events folded into trails
-	Repeats    uint64 // events already in their trail (replays), whose verdicts were written again
-	Verdicts   uint64 // verdicts written (first writes; re-writes are not counted)
-	Rewritten  uint64 // verdicts written again (repeats, unconfirmed sweep verdicts)
-	DeadLetter uint64 // input records sent to the dead-letter topic
-	Dropped    uint64 // events not folded because a trail was full (maxHops, maxGroups)
-	Clamped    uint64 // events whose time was clamped for deadlines
-	Deleted    uint64 // trails deleted by sweeps
-	Swept      uint64 // trails visited by sweeps
-	OutDropped uint64 // verdicts and dead letters Kafka refused for good (too large, not authorized), dropped
-	OpenTrails int64  // trails in the local table
+	Events     uint64        // audit events folded into trails
+	Repeats    uint64        // events already in their trail (replays), whose verdicts were written again
+	Verdicts   uint64        // verdicts written (first writes; re-writes are not counted)
+	Rewritten  uint64        // verdicts written again (repeats, unconfirmed sweep verdicts)
+	DeadLetter uint64        // input records sent to the dead-letter topic
+	Dropped    uint64        // events not folded because a trail was full (maxHops, maxGroups)
+	Clamped    uint64        // events whose time was clamped for deadlines
+	Deleted    uint64        // trails deleted by sweeps
+	Swept      uint64        // trails visited by sweeps
+	Sweeps     uint64        // sweeps done
+	SweepTime  time.Duration // their time, all together
+	SweepMax   time.Duration // the longest
+	OutDropped uint64        // verdicts and dead letters Kafka refused for good (too large, not authorized), dropped
+	OpenTrails int64         // trails in the local table
 }
 
 // Correlator joins audit events into trails and emits verdicts.
@@ -261,6 +264,7 @@ type Correlator struct {
 	metrics  *metrics
 
 	events, repeats, verdicts, rewritten, dead, dropped, clamped, deleted, swept, outDropped atomic.Uint64
+	sweeps, sweepNs, sweepMaxNs                                                              atomic.Uint64
 
 	procMu sync.Mutex
 	proc   *goka.Processor
@@ -296,6 +300,9 @@ func (c *Correlator) Stats() Stats {
 		Clamped:    c.clamped.Load(),
 		Deleted:    c.deleted.Load(),
 		Swept:      c.swept.Load(),
+		Sweeps:     c.sweeps.Load(),
+		SweepTime:  time.Duration(c.sweepNs.Load()),
+		SweepMax:   time.Duration(c.sweepMaxNs.Load()),
 		OutDropped: c.outDropped.Load(),
 		OpenTrails: open,
 	}

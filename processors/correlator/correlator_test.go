@@ -9,6 +9,7 @@ import (
 
 	"github.com/lovoo/goka"
 	"github.com/lovoo/goka/tester"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -240,6 +241,25 @@ func TestLostThenLate(t *testing.T) {
 	}
 	h.sweepAt(ms + deadline.Nanoseconds() + 2*sec)
 	h.want("second sweep: nothing new")
+	// Three sweeps, timed, in the stats and the exported histogram.
+	if s := h.cor.Stats(); s.Sweeps != 3 || s.SweepMax <= 0 || s.SweepTime < s.SweepMax {
+		t.Errorf("sweep stats after three sweeps: %d sweeps, %s, longest %s", s.Sweeps, s.SweepTime, s.SweepMax)
+	}
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(h.cor.Collector())
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sweeps uint64
+	for _, mf := range mfs {
+		if mf.GetName() == "kaudit_correlator_sweep_duration_seconds" {
+			sweeps = mf.GetMetric()[0].GetHistogram().GetSampleCount()
+		}
+	}
+	if sweeps != 3 {
+		t.Errorf("kaudit_correlator_sweep_duration_seconds counts %d sweeps, want 3", sweeps)
+	}
 
 	h.send(h.consume("m", "b", 15*sec))
 	late := h.want("b consumed late", "b", "LATE", "after_deadline")

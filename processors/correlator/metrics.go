@@ -22,6 +22,7 @@ type metrics struct {
 	ack, e2e *prometheus.HistogramVec
 	dropped  *prometheus.CounterVec
 	folded   prometheus.Counter
+	sweep    prometheus.Histogram
 
 	mu      sync.Mutex
 	pairs   map[[2]string]*pairMetrics // folded pairs share other's
@@ -61,6 +62,11 @@ func newMetrics() *metrics {
 		folded: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "kaudit_metric_series_folded_total",
 			Help: "Label sets folded into topic=\"other\", group=\"other\" or client=\"other\" by the cardinality caps.",
+		}),
+		sweep: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "kaudit_correlator_sweep_duration_seconds",
+			Help:    "How long a sweep took, from its start to the last partition visited (it reads only the trails due: it grows with them, not with the table).",
+			Buckets: prometheus.ExponentialBucketsRange(0.0005, 60, 20),
 		}),
 		pairs:   map[[2]string]*pairMetrics{},
 		clients: map[string]struct{}{},
@@ -187,6 +193,7 @@ func (m collector) Describe(ch chan<- *prometheus.Desc) {
 	mt.e2e.Describe(ch)
 	mt.dropped.Describe(ch)
 	mt.folded.Describe(ch)
+	mt.sweep.Describe(ch)
 }
 
 func (m collector) Collect(ch chan<- prometheus.Metric) {
@@ -223,4 +230,5 @@ func (m collector) Collect(ch chan<- prometheus.Metric) {
 	mt.e2e.Collect(ch)
 	mt.dropped.Collect(ch)
 	mt.folded.Collect(ch)
+	mt.sweep.Collect(ch)
 }

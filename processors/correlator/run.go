@@ -296,9 +296,16 @@ func (c *Correlator) Sweep(ctx context.Context, proc *goka.Processor) error {
 	now := c.cfg.Now().UnixNano()
 	c.stores.sweepUntil.Store(now)
 	defer c.stores.sweepUntil.Store(0)
+	began := time.Now()
 	if _, err := proc.VisitAllWithStats(ctx, sweepVisitor, now); err != nil {
 		return fmt.Errorf("correlator: sweep: %w", err)
 	}
+	took := time.Since(began)
+	c.sweeps.Add(1)
+	c.sweepNs.Add(uint64(took))
+	for ns := c.sweepMaxNs.Load(); uint64(took) > ns && !c.sweepMaxNs.CompareAndSwap(ns, uint64(took)); ns = c.sweepMaxNs.Load() {
+	}
+	c.metrics.sweep.Observe(took.Seconds())
 	return nil
 }
 

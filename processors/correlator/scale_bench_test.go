@@ -84,7 +84,8 @@ func BenchmarkCorrelatorScale(b *testing.B) {
 		var ratios, cpuRatios, bares, cors []float64
 		for pair := range 5 {
 			br, bcpu := runBareGoka(b, brokers, events, pair)
-			cr, ccpu, _, _ := runCorrelator(b, brokers, events, 0, 100+pair)
+			cor := runCorrelator(b, brokers, events, 0, 100+pair)
+			cr, ccpu := cor.rate, cor.cpu
 			bares, cors, ratios, cpuRatios = append(bares, br), append(cors, cr), append(ratios, cr/br), append(cpuRatios, bcpu/ccpu)
 			b.Logf("pair %d: bare goka + LevelDB %.0f events/s %.0f CPU ns/event, correlator %.0f events/s %.0f CPU ns/event: %.2f× by time, %.2f× by CPU",
 				pair, br, bcpu, cr, ccpu, cr/br, bcpu/ccpu)
@@ -137,9 +138,9 @@ func BenchmarkCorrelatorScale(b *testing.B) {
 		}
 	}
 	type result struct {
-		open                                        int
-		rate, cpu, xEmpty, xEmptyCPU, bytesPerTrail float64
-		lateness                                    [3]time.Duration
+		corRun
+		open              int
+		xEmpty, xEmptyCPU float64
 	}
 	var order []int
 	for range rounds {
@@ -159,10 +160,10 @@ func BenchmarkCorrelatorScale(b *testing.B) {
 	seq := make([]result, 0, len(order))
 	for run, open := range order {
 		began := time.Now()
-		rate, cpu, lateness, bytesPerTrail := runCorrelator(b, brokers, events, open, run)
-		seq = append(seq, result{open: open, rate: rate, cpu: cpu, xEmpty: 1, xEmptyCPU: 1, bytesPerTrail: bytesPerTrail, lateness: lateness})
-		b.Logf("run %d, correlator, %d open trails: %.0f events/s (%.2f× bare goka), %.0f CPU ns/event; decided − deadline p50 %s p99 %s max %s; %.0f bytes per trail on disk; run took %s",
-			run, open, rate, rate/bare, cpu, lateness[0], lateness[1], lateness[2], bytesPerTrail, time.Since(began).Round(time.Second))
+		r := runCorrelator(b, brokers, events, open, run)
+		seq = append(seq, result{corRun: r, open: open, xEmpty: 1, xEmptyCPU: 1})
+		b.Logf("run %d, correlator, %d open trails: %.0f events/s (%.2f× bare goka), %.0f CPU ns/event; decided − deadline p50 %s p99 %s max %s; %d sweeps, mean %s, longest %s; %.0f bytes per trail on disk; run took %s",
+			run, open, r.rate, r.rate/bare, r.cpu, r.lateness[0], r.lateness[1], r.lateness[2], r.sweeps, r.sweepMean, r.sweepMax, r.bytesPerTrail, time.Since(began).Round(time.Second))
 	}
 	results := map[int][]result{}
 	for i, r := range seq {
@@ -186,15 +187,18 @@ func BenchmarkCorrelatorScale(b *testing.B) {
 			return xs[len(xs)/2]
 		}
 		var worst [3]time.Duration
+		var sweepMax time.Duration
 		for _, r := range rs {
 			for i := range worst {
 				worst[i] = max(worst[i], r.lateness[i])
 			}
+			sweepMax = max(sweepMax, r.sweepMax)
 		}
+		sweepMean := time.Duration(med(func(r result) float64 { return float64(r.sweepMean) }))
 		rate, xEmpty, xEmptyCPU := med(func(r result) float64 { return r.rate }), med(func(r result) float64 { return r.xEmpty }), med(func(r result) float64 { return r.xEmptyCPU })
 		cpu, bytesPerTrail := med(func(r result) float64 { return r.cpu }), med(func(r result) float64 { return r.bytesPerTrail })
-		b.Logf("correlator, %d open trails, median of %d rounds: %.0f events/s (%.2f× bare goka, %.2f× empty table, %.2f× by CPU), %.0f CPU ns/event; decided − deadline, worst round: p50 %s p99 %s max %s; %.0f bytes per trail on disk",
-			open, len(rs), rate, rate/bare, xEmpty, xEmptyCPU, cpu, worst[0], worst[1], worst[2], bytesPerTrail)
+		b.Logf("correlator, %d open trails, median of %d rounds: %.0f events/s (%.2f× bare goka, %.2f× empty table, %.2f× by CPU), %.0f CPU ns/event; decided − deadline, worst round: p50 %s p99 %s max %s; a sweep %s (median of the runs' means), the longest %s; %.0f bytes per trail on disk",
+			open, len(rs), rate, rate/bare, xEmpty, xEmptyCPU, cpu, worst[0], worst[1], worst[2], sweepMean, sweepMax, bytesPerTrail)
 		name := fmt.Sprintf("open=%d", open)
 		b.ReportMetric(rate, name+"-events/s")
 		b.ReportMetric(rate/bare, name+"-x-bare-goka")
@@ -203,6 +207,8 @@ func BenchmarkCorrelatorScale(b *testing.B) {
 		b.ReportMetric(xEmptyCPU, name+"-x-empty-by-cpu")
 		b.ReportMetric(cpu, name+"-cpu-ns/event")
 		b.ReportMetric(bytesPerTrail, name+"-bytes/trail")
+		b.ReportMetric(sweepMean.Seconds(), name+"-sweep-mean-s")
+		b.ReportMetric(sweepMax.Seconds(), name+"-sweep-max-s")
 	}
 	// Then side by side: each size against an empty table.
 	for _, open := range sizes {
@@ -325,10 +331,6 @@ func logLeft(b *testing.B, what string) {
 	}
 }
 
-// runCorrelator returns the correlator's events per second (and process
-// CPU ns per event) with open trails preloaded in its table, the
-// p50/p99/max of decided − deadline of the LOST verdicts of the lost
-// topic, and the disk bytes per trail.
 // benchConfig is the configuration of a benchmark run's correlator: its
 // own group, table, verdicts and lost topic, its table under dir.
 func benchConfig(brokers []string, dir string, run int) Config {
@@ -344,7 +346,20 @@ func benchConfig(brokers []string, dir string, run int) Config {
 	}
 }
 
-func runCorrelator(b *testing.B, brokers []string, total, open, run int) (rate, cpuNsPerEvent float64, lateness [3]time.Duration, bytesPerTrail float64) {
+// corRun is what a correlator run measured.
+type corRun struct {
+	rate, cpu     float64          // events per second, process CPU ns per event
+	lateness      [3]time.Duration // p50, p99, max of decided − deadline of the lost topic's LOST verdicts
+	bytesPerTrail float64          // disk
+	sweeps        uint64           // during the run, and their mean and longest time
+	sweepMean     time.Duration
+	sweepMax      time.Duration
+}
+
+// runCorrelator runs the correlator with open trails preloaded in its
+// table: it reads the preloaded events, then decides the lost topic's
+// deadlines.
+func runCorrelator(b *testing.B, brokers []string, total, open, run int) (r corRun) {
 	b.Helper()
 	dir := b.TempDir()
 	group := "bench-correlator-" + strconv.Itoa(run)
@@ -364,13 +379,18 @@ func runCorrelator(b *testing.B, brokers []string, total, open, run int) (rate, 
 	if err := cor.EnsureTopics(); err != nil {
 		b.Fatal(err)
 	}
-	rate, cpu, stop := timeRun(b, cor.Run, func() int64 { return int64(cor.Stats().Events) }, int64(total), fmt.Sprintf("open=%d", open))
+	var stop func()
+	r.rate, r.cpu, stop = timeRun(b, cor.Run, func() int64 { return int64(cor.Stats().Events) }, int64(total), fmt.Sprintf("open=%d", open))
 	// Then messages whose expected group never reads them: their LOST
 	// verdicts show how close to its deadline each is decided, with the
 	// table as large as it is.
 	produceLost(b, brokers, lostTopic(run))
-	lateness = lostLateness(b, brokers, verdicts, lostTopic(run))
+	r.lateness = lostLateness(b, brokers, verdicts, lostTopic(run))
+	st := cor.Stats()
 	stop()
+	if r.sweeps, r.sweepMax = st.Sweeps, st.SweepMax; st.Sweeps > 0 {
+		r.sweepMean = st.SweepTime / time.Duration(st.Sweeps)
+	}
 	dropRunTopics(b, brokers)
 	logLeft(b, fmt.Sprintf("correlator run %d (%d open trails)", run, open))
 	var disk int64
@@ -381,7 +401,8 @@ func runCorrelator(b *testing.B, brokers []string, total, open, run int) (rate, 
 		return nil
 	})
 	_ = os.RemoveAll(dir) // 10 M trails take a GB: gone before the next run
-	return rate, cpu, lateness, float64(disk) / float64(open+benchMessages+benchLost)
+	r.bytesPerTrail = float64(disk) / float64(open+benchMessages+benchLost)
+	return r
 }
 
 // timeRun starts run, waits until count reaches total and returns the rate
