@@ -297,10 +297,12 @@ func (c *Correlator) Sweep(ctx context.Context, proc *goka.Processor) error {
 	c.stores.sweepUntil.Store(now)
 	defer c.stores.sweepUntil.Store(0)
 	began := time.Now()
-	if _, err := proc.VisitAllWithStats(ctx, sweepVisitor, now); err != nil {
+	visited, err := proc.VisitAllWithStats(ctx, sweepVisitor, now)
+	if err != nil {
 		return fmt.Errorf("correlator: sweep: %w", err)
 	}
 	took := time.Since(began)
+	c.log.Debug("correlator sweep", "took", took, "visited", visited)
 	c.sweeps.Add(1)
 	c.sweepNs.Add(uint64(took))
 	for ns := c.sweepMaxNs.Load(); uint64(took) > ns && !c.sweepMaxNs.CompareAndSwap(ns, uint64(took)); ns = c.sweepMaxNs.Load() {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -298,6 +299,9 @@ func sideRunner(brokers []string, dir string, run int, bare bool) (func(context.
 	}
 	cfg := benchConfig(brokers, dir, run)
 	cfg.Logger = nullLogger()
+	if os.Getenv("KAUDIT_BENCH_SIDE_LOG") != "" { // the correlators' logs on stderr, with their sweeps
+		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("run", run)
+	}
 	cor, err := New(cfg)
 	if err != nil {
 		return nil, nil, err

@@ -125,7 +125,7 @@ func newStorages(dir, table string) *storages {
 // level, bloom filters on every level (most reads of a new message's first
 // event find nothing), and the shared block cache. Every call is matched
 // by a release.
-func (s *storages) options() *pebble.Options {
+func (s *storages) options(partition int32) *pebble.Options {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.cache == nil {
@@ -134,7 +134,36 @@ func (s *storages) options() *pebble.Options {
 	s.dbs++
 	o := s.base
 	o.Cache = s.cache
+	o.EventListener = s.events(partition)
 	return &o
+}
+
+// events logs what Pebble does in the background that can hold the
+// partition's events or sweeps up: a write stall (a Warn: the partition
+// waits for a flush or compaction), and at Debug every flush and
+// compaction with its time.
+func (s *storages) events(partition int32) *pebble.EventListener {
+	log := s.log.With("partition", partition)
+	var stalled time.Time
+	return &pebble.EventListener{
+		WriteStallBegin: func(info pebble.WriteStallBeginInfo) {
+			stalled = time.Now()
+			log.Warn("correlator storage: writes stalled", "reason", info.Reason)
+		},
+		WriteStallEnd: func() {
+			log.Info("correlator storage: writes resumed", "stalled", time.Since(stalled).Round(time.Millisecond))
+		},
+		FlushEnd: func(info pebble.FlushInfo) {
+			var size uint64
+			for _, t := range info.Output {
+				size += t.Size
+			}
+			log.Debug("correlator storage: flushed", "took", info.TotalDuration.Round(time.Millisecond), "bytes", size, "err", info.Err)
+		},
+		CompactionEnd: func(info pebble.CompactionInfo) {
+			log.Debug("correlator storage: compacted", "took", info.TotalDuration.Round(time.Millisecond), "reason", info.Reason, "err", info.Err)
+		},
+	}
 }
 
 // release gives back what options took, once the database opened with it
@@ -325,7 +354,7 @@ func (st *tableStorage) Open() error {
 	if err := os.MkdirAll(st.path, 0o700); err != nil {
 		return fmt.Errorf("correlator storage: %w", err)
 	}
-	db, err := pebble.Open(st.path, st.owner.options())
+	db, err := pebble.Open(st.path, st.owner.options(st.partition))
 	if err != nil {
 		st.owner.release()
 		return fmt.Errorf("correlator storage: open %s: %w", st.path, err)
