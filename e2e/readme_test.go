@@ -364,6 +364,10 @@ func TestReadmeCorrelatorSASLSSL(t *testing.T) {
 	if !strings.Contains(body.String(), "kaudit_verdicts_total") {
 		t.Errorf("/metrics on %s lacks kaudit_verdicts_total", metrics)
 	}
+	// Sweeps every second since it was ready, seconds ago: timed.
+	if m := regexp.MustCompile(`(?m)^kaudit_correlator_sweep_duration_seconds_count (\d+)$`).FindStringSubmatch(body.String()); m == nil || m[1] == "0" {
+		t.Errorf("/metrics on %s: no sweep counted in kaudit_correlator_sweep_duration_seconds (%v)", metrics, m)
+	}
 	p.stop(t)
 }
 
